@@ -1,0 +1,28 @@
+# The two commands a user needs: `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test check css screenshots
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+## run: the studio on http://localhost:8080 (demo mode without keys; reads .env if present)
+run: $(STAMP)
+	$(VENV)/bin/volcimage serve
+
+## test: quality gates, then the whole suite on SQLite and PostgreSQL with coverage
+test: $(STAMP)
+	bash scripts/system-deps.sh
+	$(MAKE) --no-print-directory check
+	$(VENV)/bin/pytest -n 2 --cov --cov-report=term --cov-fail-under=85
+
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy

@@ -1,0 +1,3 @@
+from volcimage.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""create_app(settings): routers, error shapes, static page, and the lifespan (runner, bus)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from volcimage import __version__
+from volcimage.config import Settings, get_settings
+from volcimage.db import create_engine, create_sessionmaker
+from volcimage.errors import RateLimited, VolcImageError
+from volcimage.migrate import migrate
+from volcimage.providers.catalog import load_catalog
+from volcimage.providers.registry import build_providers
+from volcimage.storage.files import LocalStore
+from volcimage.system.routes import router as system_router
+from volcimage.tasks.deps import State
+from volcimage.tasks.events import EventBus
+from volcimage.tasks.routes import router as tasks_router
+from volcimage.tasks.runner import Runner
+
+log = logging.getLogger("volcimage.app")
+STATIC_DIR = files("volcimage") / "web" / "static"
+
+
+def build_state(settings: Settings) -> State:
+    settings.ensure_dirs()
+    engine = create_engine(settings)
+    emulator = None
+    if settings.ark_mode == "demo":
+        from volcimage.emulator.app import create_emulator_app
+
+        emulator = create_emulator_app(settings)
+    return State(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        catalog=load_catalog(),
+        store=LocalStore(settings.IMAGE_DIR, settings.THUMBNAIL_DIR),
+        bus=EventBus(),
+        emulator=emulator,
+    )
+
+
+def build_runner(state: State) -> Runner:
+    return Runner(
+        state.settings,
+        state.sessionmaker,
+        build_providers(state.settings, state.emulator),
+        state.catalog,
+        state.store,
+        state.bus,
+    )
+
+
+def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    state = build_state(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(migrate, settings)
+        stop = asyncio.Event()
+        runner_job: asyncio.Task[None] | None = None
+        runner = build_runner(state) if run_tasks else None
+        if runner is not None:
+            runner_job = asyncio.create_task(runner.run(stop), name="runner")
+        log.info("volcimage %s ready (mode %s)", __version__, settings.ark_mode)
+        try:
+            yield
+        finally:
+            stop.set()
+            if runner_job is not None:
+                await runner_job
+            if runner is not None:
+                for provider in runner.providers.values():
+                    await provider.aclose()
+            await state.engine.dispose()
+
+    app = FastAPI(
+        title="volcimage",
+        version=__version__,
+        description="Self-hosted studio for VolcEngine image generation (Seedream, SeedEdit).",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.volcimage = state
+    _install_error_handlers(app)
+    origins = [o.strip() for o in settings.ALLOWED_ORIGINS.split(",") if o.strip()]
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_credentials="*" not in origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    app.include_router(tasks_router)
+    app.include_router(system_router)
+    if state.emulator is not None:
+        app.mount("/emulator", state.emulator)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(str(STATIC_DIR / "index.html"), headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "message": message, **extra}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VolcImageError)
+    async def product_error(_request: Request, exc: VolcImageError) -> JSONResponse:
+        if isinstance(exc, RateLimited):
+            return JSONResponse(
+                error_body(exc.code, exc.message, retry_after=exc.retry_after),
+                status_code=429,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
+        body = error_body(exc.code, exc.message)
+        if exc.status_code == 400 or exc.details:
+            body["details"] = exc.details
+        return JSONResponse(body, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
+                "message": err["msg"],
+                "type": err["type"],
+            }
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "message": "invalid", "type": ""}
+        if first["type"] == "json_invalid":
+            message = "The request body is not valid JSON"
+        elif first["field"] == "body":
+            message = first["message"]
+        else:
+            message = f"{first['field']}: {first['message'].removeprefix('Value error, ')}"
+        return JSONResponse(
+            error_body("validation_error", message, details={"errors": jsonable_encoder(errors)}),
+            status_code=400,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )

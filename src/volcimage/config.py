@@ -1,0 +1,151 @@
+"""Settings: the only reader of the environment (and of `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ARK_DEFAULT_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
+VOLC_DEFAULT_BASE_URL = "https://visual.volcengineapi.com"
+
+
+class Settings(BaseSettings):
+    """Every variable of `.env.example`; names match the seed's implementation plan §4.3."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    # VolcEngine credentials and endpoints
+    VOLC_ACCESS_KEY: SecretStr | None = None
+    VOLC_SECRET_KEY: SecretStr | None = None
+    VOLC_REGION: str = "cn-beijing"
+    VOLC_SERVICE: str = "cv"
+    VOLC_BASE_URL: str = VOLC_DEFAULT_BASE_URL
+    ARK_API_KEY: SecretStr | None = None
+    ARK_BASE_URL: str = ARK_DEFAULT_BASE_URL
+    VOLC_PROVIDER_MODE: Literal["auto", "real", "demo"] = "auto"
+    ARK_RESPONSE_FORMAT: Literal["url", "b64_json"] = "url"
+
+    # Application
+    APP_NAME: str = "volcimage"
+    APP_HOST: str = "0.0.0.0"  # noqa: S104 - a server for a LAN/container by design
+    APP_PORT: int = Field(8080, ge=1, le=65535)
+    BACKEND_PORT: int = Field(8000, ge=1, le=65535)
+    APP_DEBUG: bool = False
+    APP_LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    LOG_FORMAT: Literal["text", "json"] = "text"
+    SECRET_KEY: SecretStr = SecretStr("change-this-to-a-random-secret-key-min-32-chars")
+
+    # Database
+    DATABASE_URL: str = "sqlite+aiosqlite:///./data/database.db"
+
+    # Storage
+    DATA_DIR: Path = Path("./data")
+    IMAGE_DIR: Path = Path("./data/images")
+    THUMBNAIL_DIR: Path = Path("./data/thumbnails")
+    MAX_HISTORY_DAYS: int = Field(30, ge=0)
+    MAX_STORAGE_GB: float = Field(100, ge=0)
+    AUTO_CLEANUP: bool = True
+
+    # Performance
+    MAX_CONCURRENT_TASKS: int = Field(5, ge=1, le=256)
+    MAX_PENDING_TASKS: int = Field(200, ge=1)
+    REQUEST_TIMEOUT: float = Field(300, gt=0)
+    TASK_POLL_INTERVAL: float = Field(2, gt=0)
+    MAX_RETRY_COUNT: int = Field(3, ge=0, le=20)
+    RETRY_BASE_DELAY: float = Field(2, gt=0)
+    RETRY_MAX_DELAY: float = Field(120, gt=0)
+    TASK_LEASE_SECONDS: float = Field(30, ge=2)
+
+    # Security
+    ALLOWED_ORIGINS: str = "*"
+    ENABLE_API_KEY_AUTH: bool = False
+    API_KEY: SecretStr | None = None
+
+    # Thumbnails
+    THUMBNAIL_MAX_SIZE: int = Field(400, ge=16, le=4096)
+    THUMBNAIL_QUALITY: int = Field(85, ge=1, le=100)
+
+    # Logging
+    LOG_FILE: Path | None = Path("./logs/app.log")
+    LOG_MAX_SIZE: int = Field(100, ge=1, description="MB")
+    LOG_BACKUP_COUNT: int = Field(10, ge=0)
+
+    # Development
+    HOT_RELOAD: bool = False
+    SHOW_SQL: bool = False
+
+    # Built-in emulator (demo mode and tests)
+    EMULATOR_LATENCY_MS: int = Field(800, ge=0)
+    EMULATOR_DOWNLOAD_LATENCY_MS: int = Field(0, ge=0)
+
+    @field_validator("LOG_FILE", mode="before")
+    @classmethod
+    def _empty_log_file_means_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def ark_mode(self) -> Literal["real", "demo"]:
+        """Where Ark calls go: the real API (a key is set) or the built-in emulator."""
+        if self.VOLC_PROVIDER_MODE == "demo":
+            return "demo"
+        if self.VOLC_PROVIDER_MODE == "real" or self.ARK_API_KEY is not None:
+            return "real"
+        return "demo"
+
+    def secrets(self) -> list[str]:
+        """Every secret value set, for log and response redaction."""
+        values = [self.VOLC_ACCESS_KEY, self.VOLC_SECRET_KEY, self.ARK_API_KEY, self.API_KEY]
+        values.append(self.SECRET_KEY)
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+    def ensure_dirs(self) -> None:
+        for path in (self.DATA_DIR, self.IMAGE_DIR, self.THUMBNAIL_DIR):
+            path.mkdir(parents=True, exist_ok=True)
+        if self.LOG_FILE is not None:
+            self.LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+        if self.is_sqlite:
+            db_path = sqlite_path(self.DATABASE_URL)
+            if db_path is not None:
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a sqlite+aiosqlite URL, or None for an in-memory database."""
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/") or rest in ("/", "/:memory:"):
+        return None
+    return Path(rest[1:])
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; the message names the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,376 @@
+"""A VolcEngine emulator: Ark's image generation API, faithful enough for the official SDK.
+
+Facts followed are those of `volcengine-api.md` §1; tests name the fact they check. Not part of
+the real API: `/_emulator/*` (call counters and fault injection) and per-request headers
+`X-Emulator-Fault` and `X-Emulator-Latency-Ms`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from volcimage.config import Settings, get_settings
+from volcimage.emulator.render import render_image
+
+MAX_SEED = 2147483647
+MAX_PROMPT = 1000  # assumption: the docs recommend ≤ 300 Chinese chars / 600 words, no hard cap
+NAMED_SIZES = {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)}
+KEPT_FILES = 500
+
+
+@dataclass(frozen=True)
+class ArkModel:
+    sizes: str  # "sides" | "area" | "adaptive"
+    default: tuple[int, int]
+    min_side: int = 512
+    max_side: int = 2048
+    min_pixels: int = 0
+    named: tuple[str, ...] = ()
+    seed_and_scale: bool = True
+    needs_image: bool = False
+    groups: bool = False
+
+
+MODELS = {
+    "doubao-seedream-3-0-t2i-250415": ArkModel("sides", (1024, 1024)),
+    "doubao-seededit-3-0-i2i-250628": ArkModel("adaptive", (1024, 1024), needs_image=True),
+    "doubao-seedream-4-0-250828": ArkModel(
+        "area",
+        (2048, 2048),
+        min_pixels=1280 * 720,
+        named=("1K", "2K", "4K"),
+        seed_and_scale=False,
+        groups=True,
+    ),
+    "doubao-seedream-4-5-251128": ArkModel(
+        "area",
+        (2048, 2048),
+        min_pixels=2560 * 1440,
+        named=("2K", "4K"),
+        seed_and_scale=False,
+        groups=True,
+    ),
+}
+
+FAULTS: dict[str, tuple[int, str, str, dict[str, str]]] = {
+    "rate_limit": (
+        429,
+        "ModelAccountIpmRateLimitExceeded",
+        "TooManyRequests",
+        {"Retry-After": "1"},
+    ),
+    "server_error": (500, "InternalServiceError", "InternalServerError", {}),
+    "sensitive": (400, "OutputImageSensitiveContentDetected", "BadRequest", {}),
+    "quota": (429, "QuotaExceeded", "TooManyRequests", {}),
+    "auth": (401, "AuthenticationError", "Unauthorized", {}),
+}
+# Faults that let the generation succeed and spoil the download of its result instead.
+DOWNLOAD_FAULTS = ("expired_url", "truncated")
+
+
+class ArkError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, param: str = "", kind: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.param = status, code, message, param
+        self.kind = kind or {400: "BadRequest", 401: "Unauthorized", 404: "NotFound"}.get(
+            status, ""
+        )
+        self.headers: dict[str, str] = {}
+
+
+@dataclass
+class EmulatorState:
+    latency_ms: int
+    download_latency_ms: int
+    faults: list[str] = field(default_factory=list)
+    files: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    truncate_once: set[str] = field(default_factory=set)
+    generation_calls: int = 0
+    generation_failures: int = 0
+    images_generated: int = 0
+    downloads: int = 0
+
+    def keep(self, data: bytes) -> str:
+        name = f"{uuid.uuid4().hex}.jpeg"
+        self.files[name] = data
+        while len(self.files) > KEPT_FILES:
+            self.files.popitem(last=False)
+        return name
+
+
+def create_emulator_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="VolcEngine emulator", docs_url=None, redoc_url=None, openapi_url=None)
+    state = EmulatorState(settings.EMULATOR_LATENCY_MS, settings.EMULATOR_DOWNLOAD_LATENCY_MS)
+    app.state.emulator = state
+    app.state.faults = state.faults
+
+    @app.post("/api/v3/images/generations")
+    async def generations(request: Request) -> Response:
+        request_id = uuid.uuid4().hex
+        try:
+            _check_auth(request)
+            body = await _json_body(request)
+            state.generation_calls += 1
+            plan = _validate(body)
+            await _delay(request, state.latency_ms)
+            download_fault = _inject_fault(request, state)
+        except ArkError as exc:
+            state.generation_failures += 1
+            return _error(exc, request_id)
+        base = str(request.base_url)
+        if body.get("stream"):
+            return StreamingResponse(
+                _stream(plan, state, base),
+                media_type="text/event-stream",
+                headers={"X-Request-Id": request_id},
+            )
+        images = [_make_image(plan, i, state, base) for i in range(plan.count)]
+        state.images_generated += len(images)
+        _spoil_downloads(images, download_fault, state)
+        return JSONResponse(
+            {
+                "model": plan.model,
+                "created": int(time.time()),
+                "data": images,
+                "usage": _usage(plan),
+            },
+            headers={"X-Request-Id": request_id},
+        )
+
+    @app.get("/files/{name}")
+    async def files(name: str, request: Request) -> Response:
+        await _delay(request, state.download_latency_ms)
+        data = state.files.get(name)
+        if data is None:
+            return Response("NoSuchKey", status_code=404, media_type="text/plain")
+        state.downloads += 1
+        if name in state.truncate_once:  # a transient network fault: the next try is whole
+            state.truncate_once.discard(name)
+            data = data[: len(data) // 2]
+        return Response(data, media_type="image/jpeg")
+
+    @app.get("/_emulator/stats")
+    async def stats() -> dict[str, int]:
+        return {
+            "generation_calls": state.generation_calls,
+            "generation_failures": state.generation_failures,
+            "images_generated": state.images_generated,
+            "downloads": state.downloads,
+        }
+
+    @app.post("/_emulator/faults")
+    async def add_faults(request: Request) -> dict[str, list[str]]:
+        state.faults.extend((await request.json()).get("faults", []))
+        return {"faults": state.faults}
+
+    @app.post("/_emulator/reset")
+    async def reset() -> dict[str, bool]:
+        state.faults.clear()
+        state.generation_calls = state.generation_failures = 0
+        state.images_generated = state.downloads = 0
+        return {"ok": True}
+
+    return app
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: str
+    width: int
+    height: int
+    seed: int
+    prompt: str
+    count: int
+    response_format: str
+
+
+def _check_auth(request: Request) -> None:
+    header = request.headers.get("authorization", "")
+    key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    if not key or key == "invalid-key":
+        raise ArkError(
+            401, "AuthenticationError", "The API key in the request is missing or invalid."
+        )
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise ArkError(400, "InvalidParameter", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ArkError(400, "InvalidParameter", "The request body must be a JSON object.")
+    # The SDK sends every field, unset ones as null: null means "not given".
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _validate(body: dict[str, Any]) -> Plan:
+    for name in ("model", "prompt"):
+        if name not in body:
+            raise ArkError(
+                400, "MissingParameter", f"The request is missing the parameter `{name}`.", name
+            )
+    model_id = body["model"]
+    spec = MODELS.get(model_id)
+    if spec is None:
+        raise ArkError(
+            404,
+            "InvalidEndpointOrModel.NotFound",
+            f"The model or endpoint {model_id} does not exist or you do not have access to it.",
+        )
+    prompt = body["prompt"]
+    if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > MAX_PROMPT:
+        raise _invalid("prompt", f"prompt must be 1–{MAX_PROMPT} characters")
+    if spec.needs_image and not body.get("image"):
+        raise _invalid("image", "this model edits an image: `image` is required")
+    width, height = _size(spec, body.get("size"))
+    seed = body.get("seed", -1)
+    if not isinstance(seed, int) or not -1 <= seed <= MAX_SEED:
+        raise _invalid("seed", f"seed must be an integer in [-1, {MAX_SEED}]")
+    scale = body.get("guidance_scale")
+    if scale is not None and (not isinstance(scale, int | float) or not 1 <= scale <= 10):
+        raise _invalid("guidance_scale", "guidance_scale must be in [1, 10]")
+    response_format = body.get("response_format", "url")
+    if response_format not in ("url", "b64_json"):
+        raise _invalid("response_format", "response_format must be url or b64_json")
+    count = 1
+    if spec.groups and body.get("sequential_image_generation") == "auto":
+        options = body.get("sequential_image_generation_options") or {}
+        count = options.get("max_images", 15)
+        if not isinstance(count, int) or not 1 <= count <= 15:
+            raise _invalid(
+                "sequential_image_generation_options.max_images", "max_images must be 1–15"
+            )
+    if seed == -1:
+        seed = random.randint(0, MAX_SEED)
+    return Plan(model_id, width, height, seed, prompt, count, response_format)
+
+
+def _invalid(param: str, message: str) -> ArkError:
+    return ArkError(
+        400,
+        "InvalidParameter",
+        f"The parameter `{param}` specified in the request is not valid: {message}.",
+        param,
+    )
+
+
+def _size(spec: ArkModel, size: Any) -> tuple[int, int]:
+    if size is None:
+        return spec.default
+    if spec.sizes == "adaptive":
+        if size != "adaptive":
+            raise _invalid("size", "only `adaptive` is supported")
+        return spec.default
+    if size in spec.named:
+        return NAMED_SIZES[size]
+    match = re.fullmatch(r"(\d+)x(\d+)", str(size))
+    if not match:
+        raise _invalid("size", "size must be WxH or a named resolution")
+    width, height = int(match[1]), int(match[2])
+    if spec.sizes == "sides":
+        if not (
+            spec.min_side <= width <= spec.max_side and spec.min_side <= height <= spec.max_side
+        ):
+            raise _invalid(
+                "size", f"width and height must be in [{spec.min_side}, {spec.max_side}]"
+            )
+    elif not (spec.min_pixels <= width * height <= 4096 * 4096 and 1 / 16 <= width / height <= 16):
+        raise _invalid("size", "total pixels or aspect ratio out of range")
+    return width, height
+
+
+async def _delay(request: Request, default_ms: int) -> None:
+    value = request.headers.get("x-emulator-latency-ms")
+    ms = int(value) if value and value.isdigit() else default_ms
+    if ms:
+        await asyncio.sleep(ms / 1000)
+
+
+def _inject_fault(request: Request, state: EmulatorState) -> str | None:
+    """Raises the chosen fault, or returns a download fault to apply to the answer."""
+    kind = request.headers.get("x-emulator-fault") or (
+        state.faults.pop(0) if state.faults else None
+    )
+    if kind is None or kind in DOWNLOAD_FAULTS:
+        return kind
+    status, code, error_type, headers = FAULTS[kind]
+    error = ArkError(status, code, f"Emulated fault: {code}.", kind=error_type)
+    error.headers = headers
+    raise error
+
+
+def _spoil_downloads(images: list[dict[str, Any]], fault: str | None, state: EmulatorState) -> None:
+    for image in images:
+        name = str(image.get("url", "")).rsplit("/", 1)[-1]
+        if fault == "expired_url":
+            state.files.pop(name, None)
+        elif fault == "truncated":
+            state.truncate_once.add(name)
+
+
+def _error(exc: ArkError, request_id: str) -> JSONResponse:
+    body = {
+        "error": {
+            "code": exc.code,
+            "message": f"{exc.message} Request ID: {request_id}",
+            "param": exc.param,
+            "type": exc.kind,
+        }
+    }
+    return JSONResponse(
+        body, status_code=exc.status, headers={"X-Request-Id": request_id, **exc.headers}
+    )
+
+
+def _make_image(plan: Plan, index: int, state: EmulatorState, base: str) -> dict[str, Any]:
+    data = render_image(plan.prompt, plan.seed + index, plan.width, plan.height)
+    item: dict[str, Any] = {"size": f"{plan.width}x{plan.height}"}
+    if plan.response_format == "b64_json":
+        item["b64_json"] = base64.b64encode(data).decode("ascii")
+    else:
+        item["url"] = f"{base}files/{state.keep(data)}"
+    return item
+
+
+def _usage(plan: Plan) -> dict[str, int]:
+    tokens = plan.count * plan.width * plan.height // 256
+    return {"generated_images": plan.count, "output_tokens": tokens, "total_tokens": tokens}
+
+
+async def _stream(plan: Plan, state: EmulatorState, base: str) -> AsyncIterator[str]:
+    for index in range(plan.count):
+        image = await asyncio.to_thread(_make_image, plan, index, state, base)
+        state.images_generated += 1
+        event = {
+            "type": "image_generation.partial_succeeded",
+            "model": plan.model,
+            "image_index": index,
+            "created": int(time.time()),
+            **image,
+        }
+        yield f"data: {json.dumps(event)}\n\n"
+    done = {
+        "type": "image_generation.completed",
+        "model": plan.model,
+        "usage": _usage(plan),
+        "created": int(time.time()),
+    }
+    yield f"data: {json.dumps(done)}\n\n"
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,69 @@
+"""The product's exception tree, mapped to HTTP in one place (`app.py`).
+
+VolcImageError
+├── ValidationError      400 validation_error (bad input; `details` says which field)
+├── NotFound             404 not_found
+├── Conflict             409 conflict (the resource is in the wrong state)
+├── RateLimited          429 rate_limit_exceeded (with `retry_after` seconds)
+└── UpstreamError        a VolcEngine call failed; `retryable` decides the queue's next step
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VolcImageError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ValidationError(VolcImageError):
+    status_code = 400
+    code = "validation_error"
+
+
+class NotFound(VolcImageError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(VolcImageError):
+    status_code = 409
+    code = "conflict"
+
+
+class RateLimited(VolcImageError):
+    status_code = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamError(VolcImageError):
+    """A failed upstream call, classified once in the provider layer."""
+
+    status_code = 502
+    code = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_code: str,
+        retryable: bool,
+        retry_after: float | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.upstream_code = upstream_code
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.http_status = http_status

@@ -1,0 +1,143 @@
+"""Ark (方舟) image generation through the official `AsyncArk` client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from volcenginesdkarkruntime import AsyncArk
+from volcenginesdkarkruntime._exceptions import (
+    ArkAPIConnectionError,
+    ArkAPIStatusError,
+    ArkAPITimeoutError,
+)
+
+from volcimage.errors import UpstreamError
+from volcimage.providers.base import ImageRequest, UpstreamImage, UpstreamResult
+
+log = logging.getLogger(__name__)
+
+# 429s that will not pass by waiting: the account's quota or spending cap.
+FINAL_RATE_CODES = frozenset({"QuotaExceeded", "SetLimitExceeded"})
+
+
+class ArkProvider:
+    name = "ark"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: float,
+        response_format: str = "url",
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        # max_retries=0: a retried image call is a new, billed generation; the queue decides.
+        self._client = AsyncArk(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=0,
+            http_client=self._http,
+        )
+        self._response_format = response_format
+
+    async def generate(self, request: ImageRequest) -> UpstreamResult:
+        kwargs: dict[str, Any] = {
+            "model": request.upstream_model,
+            "prompt": request.prompt,
+            "size": f"{request.width}x{request.height}",
+            "response_format": self._response_format,
+            "watermark": request.watermark,
+        }
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        if request.scale is not None:
+            kwargs["guidance_scale"] = request.scale
+        if "seedream-4" in request.upstream_model:
+            kwargs["sequential_image_generation"] = "disabled"
+        try:
+            response = await self._client.images.generate(**kwargs)
+        except ArkAPIStatusError as exc:
+            raise classify_status_error(exc) from None
+        except ArkAPITimeoutError:
+            raise UpstreamError(
+                "Ark did not answer in time", upstream_code="Timeout", retryable=True
+            ) from None
+        except ArkAPIConnectionError:
+            raise UpstreamError(
+                "Could not connect to Ark", upstream_code="ConnectionError", retryable=True
+            ) from None
+        images = [_image_of(item) for item in response.data or []]
+        usage = response.usage.model_dump() if response.usage is not None else {}
+        request_id = getattr(response, "_request_id", None)
+        return UpstreamResult(images=images, request_id=request_id, usage=usage)
+
+    async def fetch(self, url: str) -> bytes:
+        return await fetch_url(self._http, url)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _image_of(item: Any) -> UpstreamImage:
+    error = getattr(item, "error", None)
+    if error is not None:
+        return UpstreamImage(error_code=error.code, error_message=error.message)
+    return UpstreamImage(
+        url=getattr(item, "url", None),
+        b64_json=getattr(item, "b64_json", None),
+        size=getattr(item, "size", None),
+    )
+
+
+def classify_status_error(exc: ArkAPIStatusError) -> UpstreamError:
+    code = exc.code or f"HTTP{exc.status_code}"
+    message = exc.body.get("message") if isinstance(exc.body, dict) else None
+    status = exc.status_code
+    retryable = status >= 500 or (status == 429 and code not in FINAL_RATE_CODES)
+    retry_after = _retry_after(exc.response.headers.get("retry-after"))
+    return UpstreamError(
+        f"Ark refused the request ({code}): {message or 'no message'}",
+        upstream_code=code,
+        retryable=retryable,
+        retry_after=retry_after,
+        http_status=status,
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+async def fetch_url(client: httpx.AsyncClient, url: str) -> bytes:
+    """Download a result; an expired or missing URL is final (it will not come back)."""
+    try:
+        response = await client.get(url)
+    except httpx.HTTPError as exc:
+        raise UpstreamError(
+            f"Downloading the result failed: {type(exc).__name__}",
+            upstream_code="DownloadFailed",
+            retryable=True,
+        ) from None
+    if response.status_code in (403, 404, 410):
+        raise UpstreamError(
+            f"The result URL has expired or is gone (HTTP {response.status_code})",
+            upstream_code="ResultExpired",
+            retryable=False,
+            http_status=response.status_code,
+        )
+    if response.status_code >= 400:
+        raise UpstreamError(
+            f"Downloading the result failed (HTTP {response.status_code})",
+            upstream_code="DownloadFailed",
+            retryable=True,
+            http_status=response.status_code,
+        )
+    return response.content

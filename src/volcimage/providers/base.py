@@ -1,0 +1,53 @@
+"""What every provider offers the runner: one paid call, and the download of its results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One upstream call, for one image, with the model's upstream id."""
+
+    upstream_model: str
+    prompt: str
+    width: int
+    height: int
+    seed: int | None = None
+    scale: float | None = None
+    steps: int | None = None
+    negative_prompt: str | None = None
+    watermark: bool = False
+
+
+@dataclass
+class UpstreamImage:
+    """One image of an answer: a URL (valid 24 h), inline base64, or the upstream's refusal."""
+
+    url: str | None = None
+    b64_json: str | None = None
+    size: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class UpstreamResult:
+    images: list[UpstreamImage]
+    request_id: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    name: str
+
+    async def generate(self, request: ImageRequest) -> UpstreamResult:
+        """Make the paid call. Raises UpstreamError, classified retryable or final."""
+        ...
+
+    async def fetch(self, url: str) -> bytes:
+        """Download a result URL. Raises UpstreamError."""
+        ...
+
+    async def aclose(self) -> None: ...

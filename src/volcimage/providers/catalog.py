@@ -1,0 +1,91 @@
+"""The model catalog (catalog.json): what each model accepts, used by the API, runner and UI."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib.resources import files
+from typing import Literal
+
+from pydantic import BaseModel
+
+from volcimage.errors import ValidationError
+
+Param = Literal["seed", "scale", "steps", "negative_prompt", "watermark"]
+
+
+class SizeRule(BaseModel):
+    mode: Literal["sides", "area"]
+    min_side: int = 1
+    max_side: int = 65536
+    min_pixels: int = 1
+    max_pixels: int = 1 << 40
+    min_ratio: float = 0.0
+    max_ratio: float = float("inf")
+
+    def check(self, width: int, height: int) -> str | None:
+        """Why (width, height) is not allowed, or None."""
+        if self.mode == "sides":
+            for side in (width, height):
+                if not self.min_side <= side <= self.max_side:
+                    return f"width and height must each be {self.min_side}–{self.max_side} px"
+            return None
+        pixels = width * height
+        if not self.min_pixels <= pixels <= self.max_pixels:
+            return (
+                f"width × height must be {self.min_pixels:,}–{self.max_pixels:,} pixels "
+                f"(got {pixels:,})"
+            )
+        if not self.min_ratio <= width / height <= self.max_ratio:
+            return "aspect ratio (width / height) must be between 1/16 and 16"
+        return None
+
+
+class Range(BaseModel):
+    min: float
+    max: float
+    default: float
+
+
+class ModelInfo(BaseModel):
+    id: str
+    name: str
+    provider: Literal["ark", "visual"]
+    upstream_id: str
+    kind: Literal["t2i", "i2i"]
+    description: str
+    size_rule: SizeRule
+    default_size: str
+    size_presets: list[str]
+    max_images: int
+    max_prompt_length: int
+    params: list[Param]
+    scale: Range | None = None
+    steps: Range | None = None
+    price_per_image: float
+    currency: str
+
+    @property
+    def default_dimensions(self) -> tuple[int, int]:
+        width, height = self.default_size.split("x")
+        return int(width), int(height)
+
+
+class Catalog(BaseModel):
+    default_model: str
+    models: list[ModelInfo]
+
+    def get(self, model_id: str) -> ModelInfo:
+        for model in self.models:
+            if model.id == model_id:
+                return model
+        raise ValidationError(
+            f"Unknown model '{model_id}'",
+            {"field": "model", "allowed": [m.id for m in self.models]},
+        )
+
+
+@lru_cache
+def load_catalog() -> Catalog:
+    text = files("volcimage.providers").joinpath("catalog.json").read_text("utf-8")
+    return Catalog.model_validate(json.loads(text))

@@ -1,0 +1,80 @@
+"""Local file storage: atomic writes under content-hash names."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def hashed_path(root: Path, digest: str, suffix: str) -> Path:
+    """`root/ab/abcdef….suffix`: two-level fan-out keeps directories small."""
+    return root / digest[:2] / f"{digest}{suffix}"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, rename, fsync the directory.
+
+    A crash leaves either the old state or the whole file, never a torn one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def remove_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+class LocalStore:
+    """Originals and thumbnails on the local disk, addressed by relative keys (`ab/abcd….jpg`)."""
+
+    def __init__(self, image_dir: Path, thumbnail_dir: Path) -> None:
+        self.image_dir = image_dir.resolve()
+        self.thumbnail_dir = thumbnail_dir.resolve()
+
+    def save_original(self, data: bytes, digest: str, suffix: str) -> str:
+        return self._save(self.image_dir, data, digest, suffix)
+
+    def save_thumbnail(self, data: bytes, digest: str) -> str:
+        return self._save(self.thumbnail_dir, data, digest, ".webp")
+
+    def original_path(self, key: str) -> Path:
+        return self._resolve(self.image_dir, key)
+
+    def thumbnail_path(self, key: str) -> Path:
+        return self._resolve(self.thumbnail_dir, key)
+
+    def delete(self, original_key: str, thumbnail_key: str) -> None:
+        remove_quietly(self.original_path(original_key))
+        remove_quietly(self.thumbnail_path(thumbnail_key))
+
+    @staticmethod
+    def _save(root: Path, data: bytes, digest: str, suffix: str) -> str:
+        path = hashed_path(root, digest, suffix)
+        if not path.exists():  # same name, same bytes: a resumed task rewrites nothing
+            write_atomic(path, data)
+        return path.relative_to(root).as_posix()
+
+    @staticmethod
+    def _resolve(root: Path, key: str) -> Path:
+        path = (root / key).resolve()
+        if not path.is_relative_to(root):
+            raise ValueError("storage key escapes its directory")
+        return path

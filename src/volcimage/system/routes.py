@@ -1,0 +1,81 @@
+"""Models, system information and health."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from volcimage import __version__
+from volcimage.tasks.deps import State, get_session, get_state
+from volcimage.tasks.models import Image
+
+router = APIRouter(prefix="/api/v1", tags=["system"])
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+StateDep = Annotated[State, Depends(get_state)]
+
+
+class Quota(BaseModel):
+    used: int
+    limit: int | None
+
+
+class SystemInfo(BaseModel):
+    version: str
+    api_connected: bool
+    mode: str
+    models: list[str]
+    quota: Quota
+
+
+@router.get("/models")
+async def models(state: StateDep) -> dict[str, Any]:
+    """The model catalog: sizes, counts and parameters each model takes, and its price."""
+    catalog = state.catalog
+    items = [
+        {
+            **m.model_dump(exclude={"size_rule", "upstream_id"}),
+            "size_rule": m.size_rule.model_dump(exclude_defaults=True),
+            "min_width": m.size_rule.min_side if m.size_rule.mode == "sides" else None,
+            "max_width": m.size_rule.max_side if m.size_rule.mode == "sides" else None,
+        }
+        for m in catalog.models
+    ]
+    return {"models": items, "default_model": catalog.default_model}
+
+
+@router.get("/system/info", response_model=SystemInfo)
+async def system_info(session: SessionDep, state: StateDep) -> SystemInfo:
+    start_of_day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    used = await session.scalar(
+        select(func.count()).select_from(Image).where(Image.created_at >= start_of_day)
+    )
+    settings = state.settings
+    return SystemInfo(
+        version=__version__,
+        api_connected=settings.ark_mode == "demo" or settings.ARK_API_KEY is not None,
+        mode=settings.ark_mode,
+        models=[m.id for m in state.catalog.models],
+        quota=Quota(used=used or 0, limit=None),
+    )
+
+
+@router.get("/health")
+async def health(session: SessionDep, state: StateDep) -> JSONResponse:
+    """200 when the database answers and the image directory is writable, else 503."""
+    checks: dict[str, str] = {}
+    try:
+        await session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    checks["storage"] = "ok" if os.access(state.store.image_dir, os.W_OK) else "error: not writable"
+    healthy = all(v == "ok" for v in checks.values())
+    body = {"status": "ok" if healthy else "error", "version": __version__, "checks": checks}
+    return JSONResponse(body, status_code=200 if healthy else 503)

@@ -1,0 +1,38 @@
+"""In-process event bus: task state changes fanned out to SSE subscribers and the runner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+Event = dict[str, Any]
+
+
+class EventBus:
+    def __init__(self, queue_size: int = 256) -> None:
+        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._queue_size = queue_size
+        self.task_created = asyncio.Event()
+
+    def publish(self, event: Event) -> None:
+        if event.get("type") == "task.created":
+            self.task_created.set()
+        for queue in self._subscribers:
+            if queue.full():  # a slow reader loses its oldest event, never blocks the runner
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)

@@ -1,0 +1,155 @@
+"""Tables: `tasks` (also the queue), `upstream_calls` (one per paid call), `images`, `user_tags`."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from volcimage.db import Base, UTCDateTime, utcnow
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class CallState(enum.StrEnum):
+    CALLING = "calling"  # request sent, answer not yet committed
+    UNKNOWN = "unknown"  # a process died during the call: possibly billed
+    RECEIVED = "received"  # answer committed; files not yet stored
+    STORED = "stored"  # every image of the answer is stored
+    FAILED = "failed"  # the upstream refused; nothing billed
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(36), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default=TaskStatus.PENDING)
+    prompt: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(50))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    num_images: Mapped[int] = mapped_column(Integer, default=1)
+    steps: Mapped[int | None] = mapped_column(Integer)
+    scale: Mapped[float | None] = mapped_column(Float)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result_images: Mapped[list[str]] = mapped_column(JSON, default=list)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    images: Mapped[list[Image]] = relationship(
+        back_populates="task", order_by="Image.position", cascade="all, delete-orphan"
+    )
+    calls: Mapped[list[UpstreamCall]] = relationship(
+        back_populates="task", order_by="UpstreamCall.slot", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index("idx_task_id", "task_id"),
+        Index("idx_status", "status"),
+        Index("idx_created_at", "created_at"),
+        Index("idx_tasks_queue", "status", "run_after"),
+    )
+
+
+class UpstreamCall(Base):
+    """One billed upstream request: committed before and after the call, never repeated blindly."""
+
+    __tablename__ = "upstream_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_pk: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    slot: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20), default=CallState.CALLING)
+    provider: Mapped[str] = mapped_column(String(20))
+    upstream_task_id: Mapped[str | None] = mapped_column(String(100))
+    request_id: Mapped[str | None] = mapped_column(String(100))
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    images_billed: Mapped[int] = mapped_column(Integer, default=0)
+    lost_calls: Mapped[int] = mapped_column(Integer, default=0)  # died mid-call: maybe billed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    task: Mapped[Task] = relationship(back_populates="calls")
+
+    __table_args__ = (UniqueConstraint("task_pk", "slot"),)
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[str] = mapped_column(String(36), unique=True)
+    task_pk: Mapped[int] = mapped_column("task_id", ForeignKey("tasks.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    file_path: Mapped[str] = mapped_column(String(255))
+    thumbnail_path: Mapped[str] = mapped_column(String(255))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    mime_type: Mapped[str] = mapped_column(String(50))
+    file_size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    favorite: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    task: Mapped[Task] = relationship(back_populates="images")
+    tags: Mapped[list[UserTag]] = relationship(cascade="all, delete-orphan")
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "position"),
+        Index("idx_image_id", "image_id"),
+        Index("idx_task_id_fk", "task_id"),
+        Index("idx_images_hash", "content_hash"),
+    )
+
+
+class UserTag(Base):
+    __tablename__ = "user_tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_pk: Mapped[int] = mapped_column("image_id", ForeignKey("images.id", ondelete="CASCADE"))
+    tag_name: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("image_id", "tag_name"),
+        Index("idx_image_id_fk", "image_id"),
+        Index("idx_tag_name", "tag_name"),
+    )

@@ -1,0 +1,179 @@
+"""Task, history, image and event endpoints. Thin: parse, call the service, shape the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+from sse_starlette.sse import EventSourceResponse
+
+from volcimage.errors import NotFound
+from volcimage.tasks import service
+from volcimage.tasks.deps import State, get_session, get_state
+from volcimage.tasks.models import TaskStatus
+from volcimage.tasks.schemas import (
+    GenerateRequest,
+    GenerateResponse,
+    HistoryPage,
+    TaskList,
+    TaskPublic,
+    task_public,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["tasks"])
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+StateDep = Annotated[State, Depends(get_state)]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid input: `{error, message, details}`"},
+    404: {"description": "Not found: `{error, message}`"},
+}
+
+
+@router.post("/generate", status_code=201, response_model=GenerateResponse, responses=ERRORS)
+async def generate(body: GenerateRequest, session: SessionDep, state: StateDep) -> GenerateResponse:
+    """Queue a generation task; follow it with GET /task/{id} or GET /events."""
+    task = await service.create_task(session, body, state.catalog, state.settings)
+    ahead = await service.count_active(session)
+    await session.commit()
+    state.bus.publish({"type": "task.created", "task": task_public(task).model_dump(mode="json")})
+    return GenerateResponse(
+        task_id=task.task_id,
+        status=task.status,
+        created_at=task.created_at,
+        estimated_time=service.estimate_seconds(
+            task, ahead - 1, state.settings.MAX_CONCURRENT_TASKS
+        ),
+    )
+
+
+@router.get("/task/{task_id}", response_model=TaskPublic, responses=ERRORS)
+async def get_task(task_id: str, session: SessionDep) -> TaskPublic:
+    return task_public(await service.get_task(session, task_id))
+
+
+@router.get("/tasks", response_model=TaskList)
+async def list_tasks(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    status: TaskStatus | None = None,
+) -> TaskList:
+    tasks = await service.list_tasks(session, limit, status)
+    return TaskList(items=[task_public(t) for t in tasks])
+
+
+@router.post("/task/{task_id}/cancel", response_model=TaskPublic, responses=ERRORS)
+async def cancel_task(task_id: str, session: SessionDep, state: StateDep) -> TaskPublic:
+    task = await service.cancel_task(session, await service.get_task(session, task_id))
+    await session.commit()
+    public = task_public(task)
+    state.bus.publish({"type": "task.updated", "task": public.model_dump(mode="json")})
+    return public
+
+
+@router.post("/task/{task_id}/retry", response_model=TaskPublic, responses=ERRORS)
+async def retry_task(task_id: str, session: SessionDep, state: StateDep) -> TaskPublic:
+    task = await service.retry_task(session, await service.get_task(session, task_id))
+    await session.commit()
+    public = task_public(task)
+    state.bus.publish({"type": "task.created", "task": public.model_dump(mode="json")})
+    return public
+
+
+@router.delete("/task/{task_id}", status_code=204, responses=ERRORS)
+async def delete_task(task_id: str, session: SessionDep, state: StateDep) -> Response:
+    """Cancel the task if it is running, then delete it with its images."""
+    return await _delete(task_id, session, state)
+
+
+@router.get("/history", response_model=HistoryPage)
+async def history(
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    q: Annotated[str | None, Query(max_length=200, description="Search prompt text")] = None,
+    model: str | None = None,
+    status: TaskStatus | None = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+) -> HistoryPage:
+    total, tasks = await service.history(
+        session,
+        page=page,
+        limit=limit,
+        q=q,
+        model=model,
+        status=status,
+        date_from=date_from,
+        date_to=date_to,
+    )
+    return HistoryPage(total=total, page=page, limit=limit, items=[task_public(t) for t in tasks])
+
+
+@router.delete("/history/{task_id}", status_code=204, responses=ERRORS)
+async def delete_history(task_id: str, session: SessionDep, state: StateDep) -> Response:
+    return await _delete(task_id, session, state)
+
+
+async def _delete(task_id: str, session: AsyncSession, state: State) -> Response:
+    orphans = await service.delete_task(session, await service.get_task(session, task_id))
+    await session.commit()
+    for original, thumbnail in orphans:
+        await asyncio.to_thread(state.store.delete, original, thumbnail)
+    state.bus.publish({"type": "task.deleted", "task": {"task_id": task_id}})
+    return Response(status_code=204)
+
+
+@router.get("/images/{image_id}", response_class=FileResponse, responses=ERRORS)
+async def get_image(
+    image_id: str, session: SessionDep, state: StateDep, download: bool = False
+) -> FileResponse:
+    """The original file; `?download=1` makes it an attachment."""
+    image = await service.get_image(session, image_id)
+    path = state.store.original_path(image.file_path)
+    if not path.is_file():
+        raise NotFound(f"The file of image {image_id} is missing")
+    filename = f"volcimage-{image_id}{path.suffix}"
+    return FileResponse(
+        path,
+        media_type=image.mime_type,
+        filename=filename,
+        content_disposition_type="attachment" if download else "inline",
+        headers={"Cache-Control": "private, max-age=31536000, immutable"},
+    )
+
+
+@router.get("/images/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
+async def get_thumbnail(image_id: str, session: SessionDep, state: StateDep) -> FileResponse:
+    image = await service.get_image(session, image_id)
+    path = state.store.thumbnail_path(image.thumbnail_path)
+    if not path.is_file():
+        raise NotFound(f"The thumbnail of image {image_id} is missing")
+    return FileResponse(
+        path,
+        media_type="image/webp",
+        headers={"Cache-Control": "private, max-age=31536000, immutable"},
+    )
+
+
+@router.get("/events")
+async def events(request: Request, state: StateDep) -> EventSourceResponse:
+    """Server-Sent Events: `event: task`, data `{type, task}` on every task state change."""
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        async with state.bus.subscribe() as queue:
+            yield {"event": "ready", "data": "{}"}
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=15)
+                except TimeoutError:
+                    continue  # sse-starlette sends its own keep-alive pings
+                yield {"event": "task", "data": json.dumps(event, ensure_ascii=False)}
+
+    return EventSourceResponse(stream(), ping=15, headers={"X-Accel-Buffering": "no"})

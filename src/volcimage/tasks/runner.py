@@ -1,0 +1,641 @@
+"""The runner: claims tasks from the `tasks` table with a lease and carries them out.
+
+One task = `num_images` upstream calls ("slots"). Each slot is an `upstream_calls` row that is
+committed before the paid call (`calling`) and as soon as the answer arrives (`received`), so
+a process that dies after paying is replaced by one that downloads what was paid for instead
+of paying again. A slot found still `calling` means its process died mid-call: the outcome is
+unknown, which is recorded (`lost_calls`) before the call is made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import logging
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from volcimage.config import Settings
+from volcimage.db import utcnow
+from volcimage.errors import UpstreamError
+from volcimage.providers.base import ImageRequest, Provider, UpstreamImage
+from volcimage.providers.catalog import Catalog, ModelInfo
+from volcimage.storage.files import LocalStore, write_atomic
+from volcimage.storage.images import SUFFIX, prepare
+from volcimage.tasks.events import EventBus
+from volcimage.tasks.models import CallState, Image, Task, TaskStatus, UpstreamCall
+from volcimage.tasks.schemas import task_public
+from volcimage.tasks.service import get_task_by_pk
+
+log = logging.getLogger("volcimage.runner")
+
+# A task whose process keeps dying is given up after this many extra claims.
+CRASH_ALLOWANCE = 3
+SLOT_STRIDE = 16  # image positions: slot * SLOT_STRIDE + index within the answer
+
+
+class LeaseLost(Exception):
+    """Another runner owns the task now (our lease expired); stop without writing."""
+
+
+@dataclass
+class SlotOutcome:
+    stored: int
+    refused: list[UpstreamImage]
+
+
+def backoff_seconds(settings: Settings, retry_count: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter, never sooner than the upstream's Retry-After."""
+    ceiling = min(settings.RETRY_MAX_DELAY, settings.RETRY_BASE_DELAY * 2**retry_count)
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        providers: dict[str, Provider],
+        catalog: Catalog,
+        store: LocalStore,
+        bus: EventBus,
+        owner: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.providers = providers
+        self.catalog = catalog
+        self.store = store
+        self.bus = bus
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.staging_dir = settings.DATA_DIR / "staging"
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._is_postgres = not settings.is_sqlite
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("runner started", extra={"owner": self.owner})
+        try:
+            while not stop.is_set():
+                try:
+                    await self.tick()
+                except Exception:
+                    log.exception("runner tick failed; retrying")
+                await self._sleep(stop)
+        finally:
+            await self.shutdown()
+            log.info("runner stopped", extra={"owner": self.owner})
+
+    async def tick(self) -> int:
+        """Claim as many tasks as there are free slots and start them. Returns how many."""
+        free = self.settings.MAX_CONCURRENT_TASKS - len(self._running)
+        if free <= 0:
+            return 0
+        claimed = await self.claim(free)
+        for pk in claimed:
+            job = asyncio.create_task(self._guarded(pk), name=f"task-{pk}")
+            self._running[pk] = job
+            job.add_done_callback(functools.partial(self._finished, pk))
+        return len(claimed)
+
+    async def drain(self) -> None:
+        """Run until no task is claimable or running (for tests and `generate`)."""
+        while True:
+            started = await self.tick()
+            if not self._running and not started:
+                return
+            if self._running:
+                await asyncio.wait(list(self._running.values()), return_when="FIRST_COMPLETED")
+
+    async def shutdown(self) -> None:
+        jobs = list(self._running.values())
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+    def _finished(self, pk: int, _job: asyncio.Task[None]) -> None:
+        self._running.pop(pk, None)
+        self._wake.set()
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        waiters = [
+            asyncio.create_task(self.bus.task_created.wait()),
+            asyncio.create_task(self._wake.wait()),
+            asyncio.create_task(stop.wait()),
+        ]
+        await asyncio.wait(
+            waiters, timeout=self.settings.TASK_POLL_INTERVAL, return_when="FIRST_COMPLETED"
+        )
+        for waiter in waiters:
+            waiter.cancel()
+        self.bus.task_created.clear()
+        self._wake.clear()
+
+    # ---- claiming ------------------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[int]:
+        now = utcnow()
+        claimable = or_(
+            and_(
+                Task.status.in_([TaskStatus.PENDING, TaskStatus.RETRYING]),
+                Task.run_after <= now,
+            ),
+            and_(Task.status == TaskStatus.PROCESSING, Task.lease_expires_at < now),
+        )
+        candidates = select(Task.id).where(claimable).order_by(Task.run_after, Task.id).limit(limit)
+        if self._is_postgres:
+            candidates = candidates.with_for_update(skip_locked=True)
+        stmt = (
+            update(Task)
+            .where(Task.id.in_(candidates.scalar_subquery()), claimable)
+            .values(
+                status=TaskStatus.PROCESSING,
+                lease_owner=self.owner,
+                lease_expires_at=now + self._lease,
+                attempts=Task.attempts + 1,
+                started_at=func.coalesce(Task.started_at, now),
+                updated_at=now,
+            )
+            .returning(Task.id)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessionmaker() as session:
+            pks = list((await session.scalars(stmt)).all())
+            await session.commit()
+        for pk in pks:
+            await self._publish(pk, "task.updated")
+        return pks
+
+    @property
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.TASK_LEASE_SECONDS)
+
+    # ---- one task ------------------------------------------------------------------------
+
+    async def _guarded(self, pk: int) -> None:
+        """Runs a task under a heartbeat that renews the lease and notices cancellation."""
+        work = asyncio.create_task(self._execute(pk))
+        stopped_because: list[str] = []
+        beat = asyncio.create_task(self._heartbeat(pk, work, stopped_because))
+        try:
+            await work
+        except LeaseLost:
+            log.warning("lease lost; another runner has the task", extra={"task_pk": pk})
+        except asyncio.CancelledError:
+            if stopped_because == ["cancel"]:
+                await self._finish(pk, TaskStatus.CANCELLED, "cancelled", "Cancelled by the user")
+            elif stopped_because == ["lost"]:
+                log.warning("lease lost; another runner has the task", extra={"task_pk": pk})
+            else:  # this runner is shutting down: hand the task back at once
+                await self._release(pk)
+                raise
+        except Exception:
+            log.exception("task crashed", extra={"task_pk": pk})
+            await self._finish(
+                pk, TaskStatus.FAILED, "InternalError", "Internal error; see server log"
+            )
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _heartbeat(self, pk: int, work: asyncio.Task[None], reason: list[str]) -> None:
+        interval = self.settings.TASK_LEASE_SECONDS / 3
+        while not work.done():
+            await asyncio.sleep(interval)
+            async with self.sessionmaker() as session:
+                row = (
+                    await session.execute(
+                        update(Task)
+                        .where(Task.id == pk, Task.lease_owner == self.owner)
+                        .values(lease_expires_at=utcnow() + self._lease)
+                        .returning(Task.cancel_requested)
+                        .execution_options(synchronize_session=False)
+                    )
+                ).first()
+                await session.commit()
+            if row is None or row[0]:
+                reason.append("lost" if row is None else "cancel")
+                work.cancel()
+                return
+
+    async def _execute(self, pk: int) -> None:
+        async with self.sessionmaker() as session:
+            task = await get_task_by_pk(session, pk)
+            if task is None:
+                return
+            if task.cancel_requested:
+                await self._finish(pk, TaskStatus.CANCELLED, "cancelled", "Cancelled by the user")
+                return
+            if task.attempts > self.settings.MAX_RETRY_COUNT + CRASH_ALLOWANCE + 1:
+                await self._finish(
+                    pk,
+                    TaskStatus.FAILED,
+                    "TooManyAttempts",
+                    f"Gave up after {task.attempts - 1} attempts",
+                )
+                return
+            model = self.catalog.get(task.model)
+            snapshot = _TaskSnapshot.of(task)
+        log.info("task started", extra={"task_id": snapshot.task_id, "attempt": snapshot.attempts})
+        results = await asyncio.gather(
+            *(self._run_slot(snapshot, model, slot) for slot in range(snapshot.num_images)),
+            return_exceptions=True,
+        )
+        await self._settle(pk, snapshot, results)
+
+    async def _settle(self, pk: int, snapshot: _TaskSnapshot, results: list[Any]) -> None:
+        for result in results:
+            if isinstance(result, (LeaseLost, asyncio.CancelledError)):
+                raise result
+        errors = [r for r in results if isinstance(r, BaseException)]
+        outcomes = [r for r in results if isinstance(r, SlotOutcome)]
+        stored = sum(o.stored for o in outcomes)
+        refused = [img for o in outcomes for img in o.refused]
+        for error in errors:
+            if not isinstance(error, (UpstreamError, OSError)):
+                raise error
+        retryable = [e for e in errors if isinstance(e, OSError) or getattr(e, "retryable", False)]
+        if retryable and snapshot.retry_count < self.settings.MAX_RETRY_COUNT:
+            first = retryable[0]
+            retry_after = getattr(first, "retry_after", None)
+            delay = backoff_seconds(self.settings, snapshot.retry_count, retry_after)
+            await self._schedule_retry(pk, _error_code(first), _error_message(first), delay)
+            return
+        if errors:
+            first = (retryable or errors)[0]
+            code, message = _error_code(first), _error_message(first)
+            if retryable:
+                message = f"{message} (gave up after {snapshot.retry_count} retries)"
+            if stored:
+                await self._finish(
+                    pk,
+                    TaskStatus.COMPLETED,
+                    code,
+                    f"{stored} of {snapshot.num_images} images made; {message}",
+                )
+            else:
+                await self._finish(pk, TaskStatus.FAILED, code, message)
+            return
+        if refused:
+            code = refused[0].error_code or "ImageRefused"
+            message = f"{len(refused)} image(s) refused by the upstream: {refused[0].error_message}"
+            status = TaskStatus.COMPLETED if stored else TaskStatus.FAILED
+            await self._finish(pk, status, code, message)
+            return
+        await self._finish(pk, TaskStatus.COMPLETED, None, None)
+
+    # ---- one slot (one paid call) --------------------------------------------------------
+
+    async def _run_slot(self, task: _TaskSnapshot, model: ModelInfo, slot: int) -> SlotOutcome:
+        provider = self.providers[model.provider]
+        call = await self._begin_call(task, model, slot)
+        if call.state == CallState.CALLING:
+            await self._call_upstream(task, model, provider, call)
+        response = call.response or {}
+        images = [UpstreamImage(**item) for item in response.get("images", [])]
+        refused = [img for img in images if img.error_code]
+        stored = 0
+        for index, image in enumerate(images):
+            if image.error_code:
+                continue
+            await self._store_image(task, provider, slot, index, image)
+            stored += 1
+        async with self.sessionmaker() as session:
+            await session.execute(
+                update(UpstreamCall)
+                .where(UpstreamCall.id == call.id)
+                .values(state=CallState.STORED)
+            )
+            await session.commit()
+        for index in range(len(images)):
+            _staged_path(self.staging_dir, task.task_id, slot, index).unlink(missing_ok=True)
+        return SlotOutcome(stored=stored, refused=refused)
+
+    async def _begin_call(self, task: _TaskSnapshot, model: ModelInfo, slot: int) -> UpstreamCall:
+        """Returns the slot's call row; `calling` means the paid call must be made now."""
+        async with self.sessionmaker() as session:
+            call = await session.scalar(
+                select(UpstreamCall).where(
+                    UpstreamCall.task_pk == task.pk, UpstreamCall.slot == slot
+                )
+            )
+            if call is None:
+                call = UpstreamCall(
+                    task_pk=task.pk, slot=slot, provider=model.provider, state=CallState.CALLING
+                )
+                session.add(call)
+            elif call.state in (CallState.RECEIVED, CallState.STORED):
+                return call
+            elif call.state == CallState.CALLING:
+                # Its process died during the call: it may have been billed. Record, then retry.
+                call.lost_calls += 1
+                log.warning(
+                    "call outcome unknown; calling again",
+                    extra={"task_id": task.task_id, "slot": slot},
+                )
+            else:
+                call.state = CallState.CALLING
+                call.error_code = None
+            await self._commit_or_lost(session)
+            return call
+
+    async def _call_upstream(
+        self, task: _TaskSnapshot, model: ModelInfo, provider: Provider, call: UpstreamCall
+    ) -> None:
+        request = ImageRequest(
+            upstream_model=model.upstream_id,
+            prompt=task.prompt,
+            width=task.width,
+            height=task.height,
+            seed=task.seed,
+            scale=task.scale,
+            steps=task.steps,
+            negative_prompt=task.negative_prompt,
+            watermark=bool(task.params.get("watermark", False)),
+        )
+        try:
+            async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
+                result = await provider.generate(request)
+        except (UpstreamError, TimeoutError) as exc:
+            error = (
+                exc
+                if isinstance(exc, UpstreamError)
+                else UpstreamError(
+                    f"No answer within REQUEST_TIMEOUT ({self.settings.REQUEST_TIMEOUT:g} s)",
+                    upstream_code="Timeout",
+                    retryable=True,
+                )
+            )
+            async with self.sessionmaker() as session:
+                await session.execute(
+                    update(UpstreamCall)
+                    .where(UpstreamCall.id == call.id)
+                    .values(
+                        state=CallState.FAILED,
+                        error_code=error.upstream_code,
+                        # a timed-out call may still have been carried out (and billed)
+                        lost_calls=UpstreamCall.lost_calls
+                        + (0 if isinstance(exc, UpstreamError) else 1),
+                    )
+                )
+                await session.commit()
+            log.warning(
+                "upstream call failed",
+                extra={
+                    "task_id": task.task_id,
+                    "code": error.upstream_code,
+                    "retryable": error.retryable,
+                },
+            )
+            raise error from None
+        images = []
+        for index, image in enumerate(result.images):
+            if image.b64_json:  # keep the paid bytes out of the database, on disk until stored
+                path = _staged_path(self.staging_dir, task.task_id, call.slot, index)
+                await asyncio.to_thread(_write_staged, path, image.b64_json)
+                image = UpstreamImage(size=image.size, url=f"staged:{path.name}")
+            images.append(image.__dict__)
+        response = {"images": images, "usage": result.usage}
+        async with self.sessionmaker() as session:
+            await session.execute(
+                update(UpstreamCall)
+                .where(UpstreamCall.id == call.id)
+                .values(
+                    state=CallState.RECEIVED,
+                    response=response,
+                    request_id=result.request_id,
+                    images_billed=sum(1 for i in result.images if not i.error_code),
+                )
+            )
+            await session.commit()
+        call.state, call.response = CallState.RECEIVED, response
+        log.info(
+            "upstream answered",
+            extra={"task_id": task.task_id, "slot": call.slot, "images": len(images)},
+        )
+
+    async def _store_image(
+        self, task: _TaskSnapshot, provider: Provider, slot: int, index: int, image: UpstreamImage
+    ) -> None:
+        position = slot * SLOT_STRIDE + index
+        async with self.sessionmaker() as session:
+            exists = await session.scalar(
+                select(Image.id).where(Image.task_pk == task.pk, Image.position == position)
+            )
+        if exists:
+            return
+        url = image.url or ""
+        if url.startswith("staged:"):
+            raw = await asyncio.to_thread(
+                (self.staging_dir / url.removeprefix("staged:")).read_bytes
+            )
+        else:
+            raw = await provider.fetch(url)
+        image_id = str(uuid.uuid4())
+        parameters = {
+            "task_id": task.task_id,
+            "image_id": image_id,
+            "position": position,
+            "prompt": task.prompt,
+            "negative_prompt": task.negative_prompt,
+            "model": task.model,
+            "width": task.width,
+            "height": task.height,
+            "seed": task.seed,
+            "scale": task.scale,
+            "steps": task.steps,
+        }
+        prepared = await asyncio.to_thread(
+            prepare,
+            raw,
+            parameters,
+            self.settings.THUMBNAIL_MAX_SIZE,
+            self.settings.THUMBNAIL_QUALITY,
+        )
+        original_key = await asyncio.to_thread(
+            self.store.save_original, prepared.data, prepared.digest, SUFFIX[prepared.mime_type]
+        )
+        thumbnail_key = await asyncio.to_thread(
+            self.store.save_thumbnail, prepared.thumbnail, prepared.digest
+        )
+        async with self.sessionmaker() as session:
+            session.add(
+                Image(
+                    image_id=image_id,
+                    task_pk=task.pk,
+                    position=position,
+                    file_path=original_key,
+                    thumbnail_path=thumbnail_key,
+                    content_hash=prepared.digest,
+                    mime_type=prepared.mime_type,
+                    file_size=len(prepared.data),
+                    width=prepared.width,
+                    height=prepared.height,
+                )
+            )
+            stored = await session.scalar(
+                select(func.count()).select_from(Image).where(Image.task_pk == task.pk)
+            )
+            await session.execute(
+                update(Task)
+                .where(Task.id == task.pk)
+                .values(progress=10 + int(85 * (stored or 0) / task.num_images))
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                # Lost a race for this position, or the task was deleted meanwhile.
+                await session.rollback()
+                # Names are content hashes of bytes that embed this task's id: no one else's.
+                await asyncio.to_thread(self.store.delete, original_key, thumbnail_key)
+                return
+        await self._publish(task.pk, "image.stored")
+
+    # ---- state changes -------------------------------------------------------------------
+
+    async def _commit_or_lost(self, session: AsyncSession) -> None:
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            raise LeaseLost from None
+
+    async def _schedule_retry(self, pk: int, code: str, message: str, delay: float) -> None:
+        now = utcnow()
+        await self._update_owned(
+            pk,
+            status=TaskStatus.RETRYING,
+            run_after=now + timedelta(seconds=delay),
+            retry_count=Task.retry_count + 1,
+            error_code=code,
+            error_message=f"{message}; retrying in {delay:.0f} s",
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        log.info("task will retry", extra={"task_pk": pk, "code": code, "delay": round(delay, 2)})
+
+    async def _finish(
+        self, pk: int, status: TaskStatus, code: str | None, message: str | None
+    ) -> None:
+        async with self.sessionmaker() as session:
+            stored = await session.scalars(
+                select(Image.image_id).where(Image.task_pk == pk).order_by(Image.position)
+            )
+            image_ids = list(stored.all())
+        await self._update_owned(
+            pk,
+            status=status,
+            progress=100 if status == TaskStatus.COMPLETED else Task.progress,
+            error_code=code,
+            error_message=message,
+            completed_at=utcnow(),
+            result_images=image_ids,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        log.info("task finished", extra={"task_pk": pk, "status": str(status), "code": code})
+
+    async def _release(self, pk: int) -> None:
+        with contextlib.suppress(Exception):
+            await self._update_owned(
+                pk,
+                status=TaskStatus.PENDING,
+                lease_owner=None,
+                lease_expires_at=None,
+                run_after=utcnow(),
+            )
+
+    async def _update_owned(self, pk: int, **values: Any) -> None:
+        async with self.sessionmaker() as session:
+            result = await session.execute(
+                update(Task)
+                .where(Task.id == pk, Task.lease_owner == self.owner)
+                .values(updated_at=utcnow(), **values)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        if result.rowcount:  # type: ignore[attr-defined]
+            await self._publish(pk, "task.updated")
+
+    async def _publish(self, pk: int, kind: str) -> None:
+        async with self.sessionmaker() as session:
+            task = await get_task_by_pk(session, pk)
+            if task is not None:
+                self.bus.publish({"type": kind, "task": task_public(task).model_dump(mode="json")})
+
+
+@dataclass(frozen=True)
+class _TaskSnapshot:
+    """The immutable inputs of a task, read once per attempt."""
+
+    pk: int
+    task_id: str
+    prompt: str
+    negative_prompt: str | None
+    model: str
+    width: int
+    height: int
+    num_images: int
+    seed: int | None
+    scale: float | None
+    steps: int | None
+    params: dict[str, Any]
+    attempts: int
+    retry_count: int
+
+    @classmethod
+    def of(cls, task: Task) -> _TaskSnapshot:
+        return cls(
+            task.id,
+            task.task_id,
+            task.prompt,
+            task.negative_prompt,
+            task.model,
+            task.width,
+            task.height,
+            task.num_images,
+            task.seed,
+            task.scale,
+            task.steps,
+            dict(task.params or {}),
+            task.attempts,
+            task.retry_count,
+        )
+
+
+def _staged_path(staging_dir: Path, task_id: str, slot: int, index: int) -> Path:
+    return staging_dir / f"{task_id}-{slot}-{index}.bin"
+
+
+def _write_staged(path: Path, b64: str) -> None:
+    write_atomic(path, base64.b64decode(b64))
+
+
+def _error_code(error: BaseException) -> str:
+    if isinstance(error, UpstreamError):
+        return error.upstream_code
+    return "StorageError" if isinstance(error, OSError) else "InternalError"
+
+
+def _error_message(error: BaseException) -> str:
+    if isinstance(error, UpstreamError):
+        return error.message
+    if isinstance(error, OSError):
+        return f"Could not write the image ({error.strerror or type(error).__name__})"
+    return "Internal error; see server log"

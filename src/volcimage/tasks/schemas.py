@@ -1,0 +1,150 @@
+"""Request and response models of the task API (the seed's contract, kept exactly)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from volcimage.tasks.models import Image, Task
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "一只可爱的猫咪在阳光下, watercolor",
+                    "model": "seedream-3.0",
+                    "width": 1024,
+                    "height": 1024,
+                    "num_images": 2,
+                    "seed": 42,
+                    "scale": 2.5,
+                }
+            ]
+        },
+    )
+
+    prompt: str = Field(..., description="What to draw; the model's max_prompt_length applies")
+    negative_prompt: str | None = Field(None, max_length=2000)
+    model: str | None = Field(None, description="A catalog id from GET /models")
+    width: int | None = Field(None, ge=1, le=16384)
+    height: int | None = Field(None, ge=1, le=16384)
+    num_images: int = Field(1, ge=1, le=16)
+    steps: int | None = Field(None, ge=1, le=200)
+    scale: float | None = Field(None, ge=0, le=100)
+    seed: int | None = Field(None, ge=-1, le=2147483647)
+    watermark: bool = False
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("prompt must not be empty")
+        return value
+
+    @field_validator("negative_prompt")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+
+class GenerateResponse(BaseModel):
+    task_id: str
+    status: str
+    created_at: datetime
+    estimated_time: int = Field(..., description="Seconds, a rough guess from the queue")
+
+
+class ImagePublic(BaseModel):
+    image_id: str
+    url: str
+    thumbnail_url: str
+    width: int
+    height: int
+    file_size: int
+    mime_type: str
+    created_at: datetime
+
+
+class TaskError(BaseModel):
+    code: str | None
+    message: str
+
+
+class TaskPublic(BaseModel):
+    task_id: str
+    status: str
+    progress: int
+    prompt: str
+    negative_prompt: str | None
+    model: str
+    width: int
+    height: int
+    num_images: int
+    steps: int | None
+    scale: float | None
+    seed: int | None
+    params: dict[str, Any]
+    images: list[ImagePublic]
+    error: TaskError | None
+    retry_count: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class TaskList(BaseModel):
+    items: list[TaskPublic]
+
+
+class HistoryPage(BaseModel):
+    total: int
+    page: int
+    limit: int
+    items: list[TaskPublic]
+
+
+def image_public(image: Image) -> ImagePublic:
+    base = f"/api/v1/images/{image.image_id}"
+    return ImagePublic(
+        image_id=image.image_id,
+        url=base,
+        thumbnail_url=f"{base}/thumbnail",
+        width=image.width,
+        height=image.height,
+        file_size=image.file_size,
+        mime_type=image.mime_type,
+        created_at=image.created_at,
+    )
+
+
+def task_public(task: Task) -> TaskPublic:
+    error = (
+        TaskError(code=task.error_code, message=task.error_message) if task.error_message else None
+    )
+    return TaskPublic(
+        task_id=task.task_id,
+        status=task.status,
+        progress=task.progress,
+        prompt=task.prompt,
+        negative_prompt=task.negative_prompt,
+        model=task.model,
+        width=task.width,
+        height=task.height,
+        num_images=task.num_images,
+        steps=task.steps,
+        scale=task.scale,
+        seed=task.seed,
+        params=task.params or {},
+        images=[image_public(i) for i in task.images],
+        error=error,
+        retry_count=task.retry_count,
+        created_at=task.created_at,
+        started_at=task.started_at,
+        completed_at=task.completed_at,
+    )

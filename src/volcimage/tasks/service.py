@@ -1,0 +1,243 @@
+"""Task logic for routes and the runner. Functions take a session and flush; callers commit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from volcimage.config import Settings
+from volcimage.db import utcnow
+from volcimage.errors import Conflict, NotFound, RateLimited, ValidationError
+from volcimage.providers.catalog import Catalog, ModelInfo
+from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus
+from volcimage.tasks.schemas import GenerateRequest
+
+ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING, TaskStatus.RETRYING)
+SECONDS_PER_IMAGE = 8
+
+
+def check_request(request: GenerateRequest, catalog: Catalog) -> tuple[ModelInfo, int, int]:
+    """Model-specific checks the schema cannot do. Raises ValidationError naming the field."""
+    model = catalog.get(request.model or catalog.default_model)
+    if len(request.prompt) > model.max_prompt_length:
+        raise ValidationError(
+            f"Prompt is too long: {len(request.prompt)} characters, "
+            f"{model.name} takes at most {model.max_prompt_length}",
+            {"field": "prompt", "max_length": model.max_prompt_length},
+        )
+    if request.num_images > model.max_images:
+        raise ValidationError(
+            f"{model.name} makes at most {model.max_images} images per task",
+            {"field": "num_images", "max": model.max_images},
+        )
+    default_w, default_h = model.default_dimensions
+    if (request.width is None) != (request.height is None):
+        raise ValidationError(
+            "Give both width and height, or neither",
+            {"field": "width" if request.width else "height"},
+        )
+    width, height = request.width or default_w, request.height or default_h
+    problem = model.size_rule.check(width, height)
+    if problem:
+        raise ValidationError(
+            f"Size {width}x{height} is not allowed for {model.name}: {problem}",
+            {"field": "size", "width": width, "height": height},
+        )
+    given = {
+        "seed": request.seed,
+        "scale": request.scale,
+        "steps": request.steps,
+        "negative_prompt": request.negative_prompt,
+    }
+    for name, value in given.items():
+        if value is not None and name not in model.params:
+            raise ValidationError(
+                f"{model.name} does not take '{name}'",
+                {"field": name, "supported": list(model.params)},
+            )
+    for name in ("scale", "steps"):
+        bounds = getattr(model, name)
+        value = given[name]
+        if bounds is not None and value is not None and not bounds.min <= value <= bounds.max:
+            raise ValidationError(
+                f"{name} must be between {bounds.min:g} and {bounds.max:g} for {model.name}",
+                {"field": name, "min": bounds.min, "max": bounds.max},
+            )
+    return model, width, height
+
+
+async def create_task(
+    session: AsyncSession, request: GenerateRequest, catalog: Catalog, settings: Settings
+) -> Task:
+    model, width, height = check_request(request, catalog)
+    waiting = await session.scalar(
+        select(func.count()).select_from(Task).where(Task.status.in_(ACTIVE_STATUSES))
+    )
+    if (waiting or 0) >= settings.MAX_PENDING_TASKS:
+        raise RateLimited(
+            f"The queue is full ({waiting} tasks waiting); try again shortly", retry_after=30
+        )
+    task = Task(
+        task_id=str(uuid.uuid4()),
+        status=TaskStatus.PENDING,
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        model=model.id,
+        width=width,
+        height=height,
+        num_images=request.num_images,
+        steps=request.steps,
+        scale=request.scale,
+        seed=request.seed,
+        params={"watermark": request.watermark, "provider": model.provider},
+        result_images=[],
+        run_after=utcnow(),
+        images=[],
+        calls=[],
+    )
+    session.add(task)
+    await session.flush()
+    return task
+
+
+def estimate_seconds(task: Task, queued_ahead: int, concurrency: int) -> int:
+    return SECONDS_PER_IMAGE * task.num_images + SECONDS_PER_IMAGE * (queued_ahead // concurrency)
+
+
+def _with_images(stmt: Select[Task]) -> Select[Task]:
+    return stmt.options(selectinload(Task.images))
+
+
+async def get_task(session: AsyncSession, task_id: str) -> Task:
+    task = await session.scalar(_with_images(select(Task).where(Task.task_id == task_id)))
+    if task is None:
+        raise NotFound(f"Task {task_id} does not exist")
+    return task
+
+
+async def get_task_by_pk(session: AsyncSession, pk: int) -> Task | None:
+    return await session.scalar(_with_images(select(Task).where(Task.id == pk)))
+
+
+async def list_tasks(session: AsyncSession, limit: int, status: str | None = None) -> list[Task]:
+    stmt = _with_images(select(Task)).order_by(Task.created_at.desc(), Task.id.desc())
+    if status:
+        stmt = stmt.where(Task.status == status)
+    return list((await session.scalars(stmt.limit(limit))).all())
+
+
+async def history(
+    session: AsyncSession,
+    *,
+    page: int,
+    limit: int,
+    q: str | None = None,
+    model: str | None = None,
+    status: str | None = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+) -> tuple[int, list[Task]]:
+    conditions = []
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            or_(
+                Task.prompt.ilike(pattern, escape="\\"),
+                Task.negative_prompt.ilike(pattern, escape="\\"),
+            )
+        )
+    if model:
+        conditions.append(Task.model == model)
+    if status:
+        conditions.append(Task.status == status)
+    if date_from:
+        conditions.append(Task.created_at >= date_from)
+    if date_to:
+        conditions.append(Task.created_at < date_to)
+    total = await session.scalar(select(func.count()).select_from(Task).where(*conditions))
+    stmt = (
+        _with_images(select(Task))
+        .where(*conditions)
+        .order_by(Task.created_at.desc(), Task.id.desc())
+        .offset((page - 1) * limit)
+        .limit(limit)
+    )
+    return total or 0, list((await session.scalars(stmt)).all())
+
+
+async def cancel_task(session: AsyncSession, task: Task) -> Task:
+    """Pending and retrying tasks stop now; a running one is stopped by its runner's heartbeat."""
+    if task.status in FINAL_STATUSES:
+        raise Conflict(f"Task {task.task_id} is already {task.status}")
+    now = utcnow()
+    result = await session.execute(
+        update(Task)
+        .where(Task.id == task.id, Task.status.in_([TaskStatus.PENDING, TaskStatus.RETRYING]))
+        .values(
+            status=TaskStatus.CANCELLED,
+            completed_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            error_message="Cancelled by the user",
+            error_code="cancelled",
+        )
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        await session.execute(
+            update(Task).where(Task.id == task.id).values(cancel_requested=True, updated_at=now)
+        )
+    await session.refresh(task)
+    return task
+
+
+async def retry_task(session: AsyncSession, task: Task) -> Task:
+    if task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+        raise Conflict(f"Only failed or cancelled tasks can be retried; this one is {task.status}")
+    now = utcnow()
+    task.status = TaskStatus.PENDING
+    task.run_after = now
+    task.cancel_requested = False
+    task.error_code = None
+    task.error_message = None
+    task.completed_at = None
+    task.attempts = 0
+    task.retry_count = 0
+    await session.flush()
+    return task
+
+
+async def delete_task(session: AsyncSession, task: Task) -> list[tuple[str, str]]:
+    """Deletes the task and its rows; returns (original, thumbnail) keys no other image uses."""
+    if task.status == TaskStatus.PROCESSING:
+        await cancel_task(session, task)
+    orphans: list[tuple[str, str]] = []
+    for image in task.images:
+        shared = await session.scalar(
+            select(func.count())
+            .select_from(Image)
+            .where(Image.content_hash == image.content_hash, Image.id != image.id)
+        )
+        if not shared:
+            orphans.append((image.file_path, image.thumbnail_path))
+    await session.delete(task)
+    await session.flush()
+    return orphans
+
+
+async def get_image(session: AsyncSession, image_id: str) -> Image:
+    image = await session.scalar(select(Image).where(Image.image_id == image_id))
+    if image is None:
+        raise NotFound(f"Image {image_id} does not exist")
+    return image
+
+
+async def count_active(session: AsyncSession) -> int:
+    value = await session.scalar(
+        select(func.count()).select_from(Task).where(Task.status.in_(ACTIVE_STATUSES))
+    )
+    return value or 0

@@ -1,0 +1,83 @@
+"""Shared fixtures: settings on a throwaway database (SQLite file or a fresh PostgreSQL database),
+the app in process, and helpers that start real servers on free local ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.support import Studio, process_env
+from volcimage.app import create_app
+from volcimage.config import Settings, load_settings
+
+PG_ADMIN_DSN = os.environ.get("VOLCIMAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = os.environ.get("VOLCIMAGE_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+
+async def _pg_admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the local server; dropped afterwards."""
+    name = f"volcimage_t_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    host = PG_ADMIN_DSN.split("@", 1)[1].rsplit("/", 1)[0]
+    user = PG_ADMIN_DSN.split("//", 1)[1].split("@", 1)[0]
+    yield f"postgresql+asyncpg://{user}@{host}/{name}"
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_database"))
+    return f"sqlite+aiosqlite:///{tmp_path}/data/database.db"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    env = process_env(tmp_path, database_url)
+    env["TASK_LEASE_SECONDS"] = "3"
+    return load_settings(_env_file=None, **env)
+
+
+@pytest.fixture
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process, lifespan and runner included, behind an httpx client."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.fixture
+def make_studio(tmp_path: Path, database_url: str) -> Any:
+    """`async with make_studio(SETTING=value) as studio:` — a fresh app with these settings."""
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def factory(**overrides: Any) -> AsyncIterator[Studio]:
+        env = process_env(tmp_path, database_url, TASK_LEASE_SECONDS=3, **overrides)
+        settings = load_settings(_env_file=None, **env)
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                yield Studio(app, client, settings)
+
+    return factory

@@ -1,0 +1,230 @@
+"""The emulator as a real server, called by the official Ark SDK (sync and async) unchanged.
+
+Each test names the fact of `volcengine-api.md` §1 it checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+from PIL import Image as PILImage
+from volcenginesdkarkruntime import Ark, AsyncArk
+from volcenginesdkarkruntime._exceptions import (
+    ArkAuthenticationError,
+    ArkBadRequestError,
+    ArkInternalServerError,
+    ArkNotFoundError,
+    ArkRateLimitError,
+)
+from volcenginesdkarkruntime.types.images import SequentialImageGenerationOptions
+
+from tests.support import free_port
+from volcimage.config import load_settings
+from volcimage.emulator.app import create_emulator_app
+
+SEEDREAM_3 = "doubao-seedream-3-0-t2i-250415"
+SEEDREAM_4 = "doubao-seedream-4-0-250828"
+SEEDREAM_45 = "doubao-seedream-4-5-251128"
+SEEDEDIT = "doubao-seededit-3-0-i2i-250628"
+
+
+@pytest.fixture(scope="module")
+def emulator_url() -> Iterator[str]:
+    port = free_port()
+    app = create_emulator_app(load_settings(_env_file=None, EMULATOR_LATENCY_MS=0))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "emulator did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def ark(emulator_url: str) -> Ark:
+    return Ark(api_key="test-key", base_url=f"{emulator_url}/api/v3", max_retries=0)
+
+
+@pytest.fixture
+def async_ark(emulator_url: str) -> AsyncArk:
+    return AsyncArk(api_key="test-key", base_url=f"{emulator_url}/api/v3", max_retries=0)
+
+
+def picture_size(data: bytes) -> tuple[int, int]:
+    with PILImage.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG"  # fact: output is JPEG for Seedream/SeedEdit
+        return image.size
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "expected"),
+    [
+        (SEEDREAM_3, "512x512", (512, 512)),  # fact: 3.0 WxH from 512x512
+        (SEEDREAM_3, "2048x1024", (2048, 1024)),  # fact: up to 2048 per side
+        (SEEDREAM_3, None, (1024, 1024)),  # fact: 3.0 default 1024x1024
+        (SEEDREAM_4, "1K", (1024, 1024)),  # fact: 4.0 accepts 1K/2K/4K
+        (SEEDREAM_4, "2K", (2048, 2048)),
+        (SEEDREAM_4, "1280x720", (1280, 720)),  # fact: 4.0 w·h ≥ 1280·720
+        (SEEDREAM_4, None, (2048, 2048)),  # fact: 4.0 default 2048x2048
+        (SEEDREAM_45, "2560x1440", (2560, 1440)),  # fact: 4.5 w·h ≥ 2560·1440
+    ],
+)
+def test_sync_sdk_url_results_for_each_size_form(
+    ark: Ark, model: str, size: str | None, expected: tuple[int, int]
+) -> None:
+    """Fact: response `data: [{url, size}]`; URLs download the JPEG of that size."""
+    response = ark.images.generate(model=model, prompt="harbour at dawn", size=size)
+    assert response.model == model
+    (item,) = response.data
+    assert item.size == f"{expected[0]}x{expected[1]}"
+    assert picture_size(httpx.get(item.url).content) == expected
+
+
+async def test_async_sdk_b64_result_and_usage_tokens(async_ark: AsyncArk) -> None:
+    """Fact: `b64_json` returns the picture inline; output_tokens = Σ(w·h)/256."""
+    response = await async_ark.images.generate(
+        model=SEEDREAM_3, prompt="fox", size="768x512", response_format="b64_json", seed=5
+    )
+    (item,) = response.data
+    assert picture_size(base64.b64decode(item.b64_json)) == (768, 512)
+    assert response.usage.generated_images == 1
+    assert response.usage.output_tokens == 768 * 512 // 256
+
+
+def test_same_prompt_and_seed_give_the_same_picture(ark: Ark) -> None:
+    """Emulator contract: deterministic pictures from (prompt, seed)."""
+    kwargs = {"model": SEEDREAM_3, "size": "512x512", "response_format": "b64_json", "seed": 9}
+    first = ark.images.generate(prompt="cat", **kwargs).data[0].b64_json
+    again = ark.images.generate(prompt="cat", **kwargs).data[0].b64_json
+    other = ark.images.generate(prompt="dog", **kwargs).data[0].b64_json
+    assert first == again and first != other
+
+
+def test_seededit_takes_an_image_and_adaptive_size(ark: Ark) -> None:
+    """Fact: SeedEdit 3.0 edits one image (URL or data URL); size only `adaptive`."""
+    data_url = "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()
+    response = ark.images.generate(
+        model=SEEDEDIT, prompt="make it snow", image=data_url, size="adaptive"
+    )
+    assert len(response.data) == 1
+    with pytest.raises(ArkBadRequestError) as info:
+        ark.images.generate(model=SEEDEDIT, prompt="make it snow", size="adaptive")
+    assert info.value.code == "InvalidParameter" and info.value.param == "image"
+
+
+async def test_group_generation_returns_max_images(async_ark: AsyncArk) -> None:
+    """Fact: 4.x groups: sequential_image_generation=auto with max_images."""
+    response = await async_ark.images.generate(
+        model=SEEDREAM_4,
+        prompt="four seasons",
+        size="1K",
+        sequential_image_generation="auto",
+        sequential_image_generation_options=SequentialImageGenerationOptions(max_images=3),
+    )
+    assert len(response.data) == 3
+    assert response.usage.generated_images == 3
+
+
+async def test_stream_yields_each_image_then_completed(async_ark: AsyncArk) -> None:
+    """Fact: stream=true sends one event per image, then image_generation.completed."""
+    stream = await async_ark.images.generate(
+        model=SEEDREAM_4,
+        prompt="comic strip",
+        size="1K",
+        stream=True,
+        sequential_image_generation="auto",
+        sequential_image_generation_options=SequentialImageGenerationOptions(max_images=2),
+    )
+    events = [event async for event in stream]
+    assert [e.type for e in events] == [
+        "image_generation.partial_succeeded",
+        "image_generation.partial_succeeded",
+        "image_generation.completed",
+    ]
+    assert events[0].url.startswith("http") and events[0].size == "1024x1024"
+    usage = events[-1].usage  # the SDK leaves a stream event's nested usage as a plain dict
+    assert (usage["generated_images"] if isinstance(usage, dict) else usage.generated_images) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"model": SEEDREAM_3, "size": "511x512"}, "size"),  # fact: 3.0 sides ≥ 512
+        ({"model": SEEDREAM_3, "size": "4096x4096"}, "size"),  # fact: 3.0 sides ≤ 2048
+        ({"model": SEEDREAM_4, "size": "1280x719"}, "size"),  # fact: 4.0 w·h ≥ 1280·720
+        ({"model": SEEDREAM_4, "size": "4096x255"}, "size"),  # fact: ratio ≤ 16
+        ({"model": SEEDREAM_45, "size": "1K"}, "size"),  # fact: 4.5 only 2K/4K
+        ({"model": SEEDREAM_3, "seed": -2}, "seed"),  # fact: seed in [-1, 2147483647]
+        ({"model": SEEDREAM_3, "seed": 2147483648}, "seed"),
+        ({"model": SEEDREAM_3, "guidance_scale": 10.5}, "guidance_scale"),  # fact: 1–10
+        ({"model": SEEDREAM_3, "response_format": "png"}, "response_format"),
+    ],
+)
+def test_invalid_parameters_are_400_invalid_parameter(
+    ark: Ark, kwargs: dict[str, object], param: str
+) -> None:
+    """Fact: error body {error: {code, message, param, type}}; message ends in Request ID."""
+    with pytest.raises(ArkBadRequestError) as info:
+        ark.images.generate(prompt="x", **kwargs)  # type: ignore[arg-type]
+    assert info.value.code == "InvalidParameter"
+    assert info.value.param == param
+    assert info.value.type == "BadRequest"
+    assert "Request ID:" in info.value.body["message"]  # type: ignore[index]
+    assert info.value.response.headers["x-request-id"]
+
+
+def test_unknown_model_is_404_and_bad_key_is_401(emulator_url: str, ark: Ark) -> None:
+    """Fact: 404 InvalidEndpointOrModel.NotFound; 401 AuthenticationError."""
+    with pytest.raises(ArkNotFoundError) as info:
+        ark.images.generate(model="doubao-nope", prompt="x")
+    assert info.value.code == "InvalidEndpointOrModel.NotFound"
+    bad = Ark(api_key="invalid-key", base_url=f"{emulator_url}/api/v3", max_retries=0)
+    with pytest.raises(ArkAuthenticationError) as auth:
+        bad.images.generate(model=SEEDREAM_3, prompt="x")
+    assert auth.value.code == "AuthenticationError"
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "code"),
+    [
+        ("rate_limit", ArkRateLimitError, "ModelAccountIpmRateLimitExceeded"),
+        ("quota", ArkRateLimitError, "QuotaExceeded"),
+        ("server_error", ArkInternalServerError, "InternalServiceError"),
+        ("sensitive", ArkBadRequestError, "OutputImageSensitiveContentDetected"),
+    ],
+)
+def test_injected_faults_surface_as_the_sdk_error_classes(
+    ark: Ark, fault: str, error: type[Exception], code: str
+) -> None:
+    """Fact: documented HTTP status and code per error class; rate limits carry Retry-After."""
+    with pytest.raises(error) as info:
+        ark.images.generate(model=SEEDREAM_3, prompt="x", extra_headers={"X-Emulator-Fault": fault})
+    assert info.value.code == code  # type: ignore[attr-defined]
+    if fault == "rate_limit":
+        assert info.value.response.headers["retry-after"] == "1"  # type: ignore[attr-defined]
+
+
+def test_missing_prompt_is_missing_parameter_and_stats_count_calls(emulator_url: str) -> None:
+    """Fact: MissingParameter for an absent required field."""
+    before = httpx.get(f"{emulator_url}/_emulator/stats").json()
+    response = httpx.post(
+        f"{emulator_url}/api/v3/images/generations",
+        json={"model": SEEDREAM_3, "prompt": None},
+        headers={"Authorization": "Bearer k"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "MissingParameter"
+    after = httpx.get(f"{emulator_url}/_emulator/stats").json()
+    assert after["generation_calls"] == before["generation_calls"] + 1
+    assert after["generation_failures"] == before["generation_failures"] + 1

@@ -1,0 +1,152 @@
+"""Real processes on free ports: `serve` across a restart, SSE, workers killed mid-task."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from tests.support import Server, free_port, process_env, start_process
+from volcimage.config import load_settings
+from volcimage.db import create_engine, create_sessionmaker
+from volcimage.tasks.models import CallState, UpstreamCall
+
+
+def wait_task(url: str, task_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = httpx.get(f"{url}/api/v1/task/{task_id}").json()
+        if task["status"] in ("completed", "failed", "cancelled"):
+            return dict(task)
+        time.sleep(0.1)
+    raise AssertionError(f"task not finished: {task}")
+
+
+def test_serve_generates_and_keeps_history_across_restart(
+    tmp_path: Path, database_url: str
+) -> None:
+    env = process_env(tmp_path, database_url, EMULATOR_LATENCY_MS=50)
+    port = free_port()
+    server = Server(["serve", "--port", str(port)], env, tmp_path, port)
+    try:
+        server.wait_ready()
+        created = httpx.post(
+            f"{server.url}/api/v1/generate",
+            json={"prompt": "灯塔 at dusk", "model": "seedream-3.0", "num_images": 4},
+        )
+        assert created.status_code == 201
+        task = wait_task(server.url, created.json()["task_id"])
+        assert task["status"] == "completed" and len(task["images"]) == 4
+        before = httpx.get(f"{server.url}/api/v1/history").json()
+    finally:
+        server.stop()
+    server = Server(["serve", "--port", str(port)], env, tmp_path, port)
+    try:
+        server.wait_ready()
+        after = httpx.get(f"{server.url}/api/v1/history").json()
+        assert after == before
+        for image in after["items"][0]["images"]:
+            assert httpx.get(server.url + image["thumbnail_url"]).status_code == 200
+    finally:
+        server.stop()
+    assert len(list((tmp_path / "data" / "images").rglob("*.jpg"))) == 4
+
+
+def test_events_stream_task_progress_over_sse(tmp_path: Path, database_url: str) -> None:
+    env = process_env(tmp_path, database_url, EMULATOR_LATENCY_MS=100)
+    port = free_port()
+    server = Server(["serve", "--port", str(port)], env, tmp_path, port)
+    try:
+        server.wait_ready()
+        seen: list[dict[str, Any]] = []
+        with httpx.stream("GET", f"{server.url}/api/v1/events", timeout=30) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            task_id = None
+            for line in stream.iter_lines():
+                if line.startswith("event: ready"):
+                    created = httpx.post(
+                        f"{server.url}/api/v1/generate",
+                        json={"prompt": "sse", "model": "seedream-3.0", "num_images": 2},
+                    )
+                    task_id = created.json()["task_id"]
+                if line.startswith("data: ") and task_id:
+                    event = json.loads(line[6:])
+                    if event.get("task", {}).get("task_id") == task_id:
+                        seen.append(event)
+                        if event["task"]["status"] == "completed":
+                            break
+        kinds = [e["type"] for e in seen]
+        assert kinds[0] == "task.created"
+        assert kinds.count("image.stored") == 2
+        assert seen[-1]["task"]["progress"] == 100
+    finally:
+        server.stop()
+
+
+async def _call_states(database_url: str) -> list[str]:
+    engine = create_engine(load_settings(_env_file=None, DATABASE_URL=database_url))
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return list((await session.scalars(select(UpstreamCall.state))).all())
+    finally:
+        await engine.dispose()
+
+
+def test_worker_killed_after_paying_is_finished_by_another_without_paying_again(
+    tmp_path: Path, database_url: str
+) -> None:
+    emulator_port = free_port()
+    emulator_env = process_env(
+        tmp_path, database_url, EMULATOR_LATENCY_MS=100, EMULATOR_DOWNLOAD_LATENCY_MS=4000
+    )
+    emulator = Server(
+        ["emulator", "--port", str(emulator_port)], emulator_env, tmp_path, emulator_port
+    )
+    env = process_env(
+        tmp_path,
+        database_url,
+        VOLC_PROVIDER_MODE="real",
+        ARK_API_KEY="test-key-crash",
+        ARK_BASE_URL=f"{emulator.url}/api/v3",
+        TASK_LEASE_SECONDS=2,
+    )
+    api_port = free_port()
+    api = Server(["serve", "--no-runner", "--port", str(api_port)], env, tmp_path, api_port)
+    workers = []
+    try:
+        emulator.wait_ready("/_emulator/stats")
+        api.wait_ready()
+        created = httpx.post(
+            f"{api.url}/api/v1/generate",
+            json={"prompt": "crash test", "model": "seedream-3.0", "num_images": 2},
+        ).json()
+        workers.append(start_process(["worker"], env, tmp_path))
+        deadline = time.monotonic() + 30
+        while asyncio.run(_call_states(database_url)) != [CallState.RECEIVED] * 2:
+            assert time.monotonic() < deadline, "the worker never received the answers"
+            time.sleep(0.05)
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait()
+        assert httpx.get(f"{api.url}/api/v1/task/{created['task_id']}").json()["images"] == []
+
+        workers.append(start_process(["worker"], env, tmp_path))
+        task = wait_task(api.url, created["task_id"])
+        assert task["status"] == "completed", task
+        assert len(task["images"]) == 2
+        assert len({i["image_id"] for i in task["images"]}) == 2
+        stats = httpx.get(f"{emulator.url}/_emulator/stats").json()
+        assert stats["generation_calls"] == 2  # one per image, none repeated
+        assert len(list((tmp_path / "data" / "images").rglob("*.jpg"))) == 2
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+                worker.wait(15)
+        api.stop()
+        emulator.stop()

@@ -1,0 +1,99 @@
+"""Settings: every variable documented, bad values named, secrets hidden."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from volcimage.cli import main
+from volcimage.config import ConfigError, Settings, load_settings, sqlite_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_env_example_documents_every_setting_and_nothing_else() -> None:
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, re.M))
+    assert set(Settings.model_fields) == documented
+
+
+def test_seed_variables_keep_their_names() -> None:
+    seed = {
+        "VOLC_ACCESS_KEY",
+        "VOLC_SECRET_KEY",
+        "VOLC_REGION",
+        "VOLC_SERVICE",
+        "APP_NAME",
+        "APP_PORT",
+        "BACKEND_PORT",
+        "APP_DEBUG",
+        "APP_LOG_LEVEL",
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "DATA_DIR",
+        "IMAGE_DIR",
+        "THUMBNAIL_DIR",
+        "MAX_HISTORY_DAYS",
+        "MAX_STORAGE_GB",
+        "AUTO_CLEANUP",
+        "MAX_CONCURRENT_TASKS",
+        "REQUEST_TIMEOUT",
+        "TASK_POLL_INTERVAL",
+        "MAX_RETRY_COUNT",
+        "ALLOWED_ORIGINS",
+        "ENABLE_API_KEY_AUTH",
+        "API_KEY",
+        "THUMBNAIL_MAX_SIZE",
+        "THUMBNAIL_QUALITY",
+        "LOG_FILE",
+        "LOG_MAX_SIZE",
+        "LOG_BACKUP_COUNT",
+        "HOT_RELOAD",
+        "SHOW_SQL",
+    }
+    assert seed <= set(Settings.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("APP_PORT", "eighty"),
+        ("MAX_CONCURRENT_TASKS", "0"),
+        ("THUMBNAIL_QUALITY", "101"),
+        ("DATABASE_URL", "mysql://x"),
+        ("VOLC_PROVIDER_MODE", "sometimes"),
+        ("APP_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_bad_value_stops_start_up_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings(_env_file=None, **{name: value})
+
+
+def test_cli_reports_bad_setting_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MAX_RETRY_COUNT", "-1")
+    assert main(["migrate"]) == 2
+    assert "MAX_RETRY_COUNT" in capsys.readouterr().err
+
+
+def test_secrets_are_hidden_in_repr_and_mode_follows_keys() -> None:
+    settings = load_settings(
+        _env_file=None, ARK_API_KEY="ark-secret-123", VOLC_PROVIDER_MODE="auto"
+    )
+    assert "ark-secret-123" not in repr(settings)
+    assert settings.ark_mode == "real"
+    assert "ark-secret-123" in settings.secrets()
+    assert load_settings(_env_file=None, VOLC_PROVIDER_MODE="auto").ark_mode == "demo"
+    forced = load_settings(_env_file=None, ARK_API_KEY="k", VOLC_PROVIDER_MODE="demo")
+    assert forced.ark_mode == "demo"
+
+
+def test_sqlite_path_of_urls() -> None:
+    assert sqlite_path("sqlite+aiosqlite:///./data/x.db") == Path("./data/x.db")
+    assert sqlite_path("sqlite+aiosqlite:////abs/x.db") == Path("/abs/x.db")
+    assert sqlite_path("sqlite+aiosqlite://") is None

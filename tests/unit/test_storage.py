@@ -1,0 +1,64 @@
+"""Storage: atomic content-hash files, embedded parameters, thumbnails, damaged downloads."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+
+from volcimage.errors import UpstreamError
+from volcimage.storage.files import LocalStore, write_atomic
+from volcimage.storage.images import prepare, read_metadata
+
+
+def picture(fmt: str, size: tuple[int, int] = (640, 480)) -> bytes:
+    out = io.BytesIO()
+    PILImage.new("RGB", size, (200, 30, 90)).save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "mime"), [("JPEG", "image/jpeg"), ("PNG", "image/png")])
+def test_prepare_embeds_parameters_losslessly_and_thumbnails(fmt: str, mime: str) -> None:
+    raw = picture(fmt)
+    params = {"prompt": "猫 <b>bold</b>", "seed": 3}
+    stored = prepare(raw, params, thumb_size=100, quality=80)
+    assert stored.mime_type == mime and (stored.width, stored.height) == (640, 480)
+    assert read_metadata(stored.data) == params
+    with PILImage.open(io.BytesIO(stored.data)) as a, PILImage.open(io.BytesIO(raw)) as b:
+        assert a.tobytes() == b.tobytes()  # pixels untouched
+    with PILImage.open(io.BytesIO(stored.thumbnail)) as thumb:
+        assert thumb.format == "WEBP" and thumb.size == (100, 75)
+    assert len(stored.digest) == 64
+
+
+def test_truncated_download_is_a_retryable_error() -> None:
+    raw = picture("JPEG")
+    with pytest.raises(UpstreamError) as info:
+        prepare(raw[: len(raw) // 2], {}, 100, 80)
+    assert info.value.retryable and info.value.upstream_code == "BadImage"
+
+
+def test_not_an_image_is_refused() -> None:
+    with pytest.raises(UpstreamError):
+        prepare(b"<html>expired</html>", {}, 100, 80)
+
+
+def test_write_atomic_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b.bin"
+    write_atomic(target, b"one")
+    write_atomic(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in target.parent.iterdir()] == ["b.bin"]
+
+
+def test_local_store_keys_are_relative_and_cannot_escape(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "img", tmp_path / "thumb")
+    key = store.save_original(b"data", "ab" + "0" * 62, ".jpg")
+    assert key == "ab/ab" + "0" * 62 + ".jpg"
+    assert store.original_path(key).read_bytes() == b"data"
+    with pytest.raises(ValueError, match="escapes"):
+        store.original_path("../../etc/passwd")
+    store.delete(key, "missing.webp")
+    assert not store.original_path(key).exists()
