@@ -43,6 +43,14 @@ def process_env(tmp_path: Path, database_url: str, **extra: Any) -> dict[str, st
     return values
 
 
+async def generate(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    """Submits a task (Seedream 3.0 unless told) and returns the 201 body."""
+    payload = {"prompt": "a red fox in snow", "model": "seedream-3.0", **body}
+    response = await client.post("/api/v1/generate", json=payload)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
 async def wait_for_task(
     client: httpx.AsyncClient, task_id: str, timeout: float = 30.0
 ) -> dict[str, Any]:

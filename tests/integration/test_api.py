@@ -9,18 +9,11 @@ import httpx
 import pytest
 from PIL import Image as PILImage
 
-from tests.support import wait_for_task
+from tests.support import generate, wait_for_task
 from volcimage.config import Settings
 from volcimage.storage.images import read_metadata
 
 API = "/api/v1"
-
-
-async def generate(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
-    payload = {"prompt": "a red fox in snow", "model": "seedream-3.0", **body}
-    response = await client.post(f"{API}/generate", json=payload)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 async def test_generate_four_images_stores_originals_thumbnails_and_history(

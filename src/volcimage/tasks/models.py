@@ -130,7 +130,9 @@ class Image(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     task: Mapped[Task] = relationship(back_populates="images")
-    tags: Mapped[list[UserTag]] = relationship(cascade="all, delete-orphan")
+    tags: Mapped[list[UserTag]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="UserTag.tag_name"
+    )
 
     __table_args__ = (
         UniqueConstraint("task_id", "position"),

@@ -9,11 +9,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
+from zipstream import ZipStream
 
-from volcimage.errors import NotFound
+from volcimage.db import utcnow
+from volcimage.errors import NotFound, ValidationError
 from volcimage.tasks import service
 from volcimage.tasks.deps import State, get_session, get_state
 from volcimage.tasks.models import TaskStatus
@@ -21,8 +23,12 @@ from volcimage.tasks.schemas import (
     GenerateRequest,
     GenerateResponse,
     HistoryPage,
+    ImagePublic,
+    ImageUpdate,
+    TagCount,
     TaskList,
     TaskPublic,
+    image_public,
     task_public,
 )
 
@@ -30,6 +36,7 @@ router = APIRouter(prefix="/api/v1", tags=["tasks"])
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 StateDep = Annotated[State, Depends(get_state)]
 
+MAX_ARCHIVE_IMAGES = 500
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid input: `{error, message, details}`"},
     404: {"description": "Not found: `{error, message}`"},
@@ -102,6 +109,8 @@ async def history(
     status: TaskStatus | None = None,
     date_from: datetime | None = None,
     date_to: datetime | None = None,
+    favorite: Annotated[bool | None, Query(description="With (or without) a favourite")] = None,
+    tag: Annotated[str | None, Query(max_length=50, description="With an image so tagged")] = None,
 ) -> HistoryPage:
     total, tasks = await service.history(
         session,
@@ -112,6 +121,8 @@ async def history(
         status=status,
         date_from=date_from,
         date_to=date_to,
+        favorite=favorite,
+        tag=tag,
     )
     return HistoryPage(total=total, page=page, limit=limit, items=[task_public(t) for t in tasks])
 
@@ -146,6 +157,53 @@ async def get_image(
         filename=filename,
         content_disposition_type="attachment" if download else "inline",
         headers={"Cache-Control": "private, max-age=31536000, immutable"},
+    )
+
+
+@router.patch("/images/{image_id}", response_model=ImagePublic, responses=ERRORS)
+async def update_image(
+    image_id: str, change: ImageUpdate, session: SessionDep, state: StateDep
+) -> ImagePublic:
+    """Marks an image as a favourite or sets its tags."""
+    image = await service.update_image(session, await service.get_image(session, image_id), change)
+    await session.commit()
+    public = image_public(image)
+    state.bus.publish({"type": "image.updated", "image": public.model_dump(mode="json")})
+    return public
+
+
+@router.get("/tags", response_model=list[TagCount])
+async def tags(session: SessionDep) -> list[TagCount]:
+    """Every tag in use, most used first."""
+    return [TagCount(name=n, count=c) for n, c in await service.tag_counts(session)]
+
+
+@router.get("/archive", response_class=StreamingResponse, responses=ERRORS)
+async def archive(
+    session: SessionDep,
+    state: StateDep,
+    ids: Annotated[str, Query(description="Comma-separated image ids, at most 500")],
+) -> StreamingResponse:
+    """The originals of the given images as one ZIP, streamed as it is written."""
+    image_ids = list(dict.fromkeys(i for i in ids.split(",") if i))
+    if not 1 <= len(image_ids) <= MAX_ARCHIVE_IMAGES:
+        raise ValidationError(
+            f"Give 1 to {MAX_ARCHIVE_IMAGES} image ids", {"field": "ids", "count": len(image_ids)}
+        )
+    archive = ZipStream(sized=True)
+    for image in await service.images_by_ids(session, image_ids):
+        path = state.store.original_path(image.file_path)
+        if not path.is_file():
+            raise NotFound(f"The file of image {image.image_id} is missing")
+        archive.add_path(str(path), f"volcimage-{image.image_id}{path.suffix}")
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        iter(archive),
+        media_type="application/zip",
+        headers={
+            "Content-Length": str(len(archive)),
+            "Content-Disposition": f'attachment; filename="volcimage-{stamp}.zip"',
+        },
     )
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from volcimage.tasks.models import Image, Task
 
@@ -68,7 +68,28 @@ class ImagePublic(BaseModel):
     height: int
     file_size: int
     mime_type: str
+    favorite: bool
+    tags: list[str]
     created_at: datetime
+
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+class ImageUpdate(BaseModel):
+    """Favourite and tags of an image; a field left out is left unchanged."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"favorite": True, "tags": ["cats"]}]}
+    )
+
+    favorite: bool | None = None
+    tags: list[Tag] | None = Field(None, max_length=20)
+
+
+class TagCount(BaseModel):
+    name: str
+    count: int
 
 
 class TaskError(BaseModel):
@@ -119,6 +140,8 @@ def image_public(image: Image) -> ImagePublic:
         height=image.height,
         file_size=image.file_size,
         mime_type=image.mime_type,
+        favorite=image.favorite,
+        tags=[t.tag_name for t in image.tags],
         created_at=image.created_at,
     )
 

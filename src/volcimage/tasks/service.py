@@ -13,8 +13,8 @@ from volcimage.config import Settings
 from volcimage.db import utcnow
 from volcimage.errors import Conflict, NotFound, RateLimited, ValidationError
 from volcimage.providers.catalog import Catalog, ModelInfo
-from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus
-from volcimage.tasks.schemas import GenerateRequest
+from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, UserTag
+from volcimage.tasks.schemas import GenerateRequest, ImageUpdate
 
 ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING, TaskStatus.RETRYING)
 SECONDS_PER_IMAGE = 8
@@ -140,6 +140,8 @@ async def history(
     status: str | None = None,
     date_from: datetime | None = None,
     date_to: datetime | None = None,
+    favorite: bool | None = None,
+    tag: str | None = None,
 ) -> tuple[int, list[Task]]:
     conditions = []
     if q:
@@ -158,6 +160,11 @@ async def history(
         conditions.append(Task.created_at >= date_from)
     if date_to:
         conditions.append(Task.created_at < date_to)
+    if favorite is not None:
+        has_favorite = Task.images.any(Image.favorite.is_(True))
+        conditions.append(has_favorite if favorite else ~has_favorite)
+    if tag:
+        conditions.append(Task.images.any(Image.tags.any(UserTag.tag_name == tag)))
     total = await session.scalar(select(func.count()).select_from(Task).where(*conditions))
     stmt = (
         _with_images(select(Task))
@@ -241,3 +248,37 @@ async def count_active(session: AsyncSession) -> int:
         select(func.count()).select_from(Task).where(Task.status.in_(ACTIVE_STATUSES))
     )
     return value or 0
+
+
+async def update_image(session: AsyncSession, image: Image, change: ImageUpdate) -> Image:
+    if change.favorite is not None:
+        image.favorite = change.favorite
+    if change.tags is not None:
+        wanted = set(change.tags)
+        kept = [t for t in image.tags if t.tag_name in wanted]
+        added = wanted - {t.tag_name for t in kept}
+        image.tags = kept + [UserTag(tag_name=name) for name in sorted(added)]
+    await session.flush()
+    await session.refresh(image, ["tags"])
+    return image
+
+
+async def tag_counts(session: AsyncSession) -> list[tuple[str, int]]:
+    stmt = (
+        select(UserTag.tag_name, func.count())
+        .group_by(UserTag.tag_name)
+        .order_by(func.count().desc(), UserTag.tag_name)
+    )
+    return [(name, count) for name, count in (await session.execute(stmt)).all()]
+
+
+async def images_by_ids(session: AsyncSession, image_ids: list[str]) -> list[Image]:
+    """The images in the order asked for; NotFound names the first id that does not exist."""
+    found = {
+        i.image_id: i
+        for i in (await session.scalars(select(Image).where(Image.image_id.in_(image_ids)))).all()
+    }
+    missing = [i for i in image_ids if i not in found]
+    if missing:
+        raise NotFound(f"Image {missing[0]} does not exist")
+    return [found[i] for i in image_ids]
