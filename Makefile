@@ -17,12 +17,24 @@ run: $(STAMP)
 	$(VENV)/bin/volcimage serve
 
 ## test: quality gates, then the whole suite on SQLite and PostgreSQL with coverage
+## (browser tests in a second run: Playwright's sync API owns the event loop of its process)
 test: $(STAMP)
 	bash scripts/system-deps.sh
+	bash scripts/check-assets.sh
 	$(MAKE) --no-print-directory check
-	$(VENV)/bin/pytest -n 2 --cov --cov-report=term --cov-fail-under=85
+	$(VENV)/bin/pytest -n 2 --cov --cov-report= --ignore=tests/e2e
+	$(VENV)/bin/pytest -n 2 --cov --cov-append --cov-report=term --cov-fail-under=85 tests/e2e
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+## screenshots: refresh docs/screenshots (desktop and phone, light and dark)
+screenshots: $(STAMP)
+	$(PY) scripts/screenshots.py
+
+## css: rebuild the page's CSS and vendored Alpine from package.json
+css:
+	npm ci --no-audit --no-fund
+	npm run build

@@ -16,11 +16,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 
 from volcimage import __version__
 from volcimage.config import Settings, get_settings
 from volcimage.db import create_engine, create_sessionmaker
 from volcimage.errors import RateLimited, VolcImageError
+from volcimage.headers import SecurityHeaders
 from volcimage.migrate import migrate
 from volcimage.providers.catalog import load_catalog
 from volcimage.providers.registry import build_providers
@@ -107,13 +109,15 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(SecurityHeaders)
     app.include_router(tasks_router)
     app.include_router(system_router)
     if state.emulator is not None:
         app.mount("/emulator", state.emulator)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(str(STATIC_DIR / "index.html"), headers={"Cache-Control": "no-cache"})
 

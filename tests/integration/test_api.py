@@ -27,17 +27,23 @@ async def test_generate_four_images_stores_originals_thumbnails_and_history(
     assert task["status"] == "completed", task
     assert task["progress"] == 100
     assert len(task["images"]) == 4
+    seeds, pixels = [], set()
     for image in task["images"]:
         original = await app_client.get(image["url"])
         assert original.status_code == 200
         assert original.headers["content-type"] == "image/jpeg"
         with PILImage.open(io.BytesIO(original.content)) as picture:
             assert picture.size == (768, 512)
-        assert read_metadata(original.content)["prompt"] == "a red fox in snow"
+            pixels.add(picture.tobytes())
+        metadata = read_metadata(original.content)
+        assert metadata["prompt"] == "a red fox in snow"
+        seeds.append(metadata["seed"])
         thumb = await app_client.get(image["thumbnail_url"])
         assert thumb.headers["content-type"] == "image/webp"
         with PILImage.open(io.BytesIO(thumb.content)) as picture:
             assert max(picture.size) == settings.THUMBNAIL_MAX_SIZE
+    assert seeds == [7, 8, 9, 10], "a fixed seed gives each image its own, reproducible seed"
+    assert len(pixels) == 4
     files = [p for p in settings.IMAGE_DIR.rglob("*.jpg")]
     thumbs = [p for p in settings.THUMBNAIL_DIR.rglob("*.webp")]
     assert len(files) == 4 and len(thumbs) == 4

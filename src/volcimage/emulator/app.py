@@ -179,6 +179,14 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
         state.faults.extend((await request.json()).get("faults", []))
         return {"faults": state.faults}
 
+    @app.post("/_emulator/latency")
+    async def set_latency(request: Request) -> dict[str, int]:
+        """Changes the latency of generations and downloads, in milliseconds, from now on."""
+        body = await request.json()
+        state.latency_ms = int(body.get("latency_ms", state.latency_ms))
+        state.download_latency_ms = int(body.get("download_latency_ms", state.download_latency_ms))
+        return {"latency_ms": state.latency_ms, "download_latency_ms": state.download_latency_ms}
+
     @app.post("/_emulator/reset")
     async def reset() -> dict[str, bool]:
         state.faults.clear()

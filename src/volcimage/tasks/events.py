@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 Event = dict[str, Any]
@@ -15,6 +15,13 @@ class EventBus:
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._queue_size = queue_size
         self.task_created = asyncio.Event()
+        # Runners in this process stop a task they are running at once (others see it at
+        # their next heartbeat).
+        self.cancel_listeners: list[Callable[[int], None]] = []
+
+    def request_cancel(self, task_pk: int) -> None:
+        for listener in self.cancel_listeners:
+            listener(task_pk)
 
     def publish(self, event: Event) -> None:
         if event.get("type") == "task.created":

@@ -79,6 +79,8 @@ async def list_tasks(
 async def cancel_task(task_id: str, session: SessionDep, state: StateDep) -> TaskPublic:
     task = await service.cancel_task(session, await service.get_task(session, task_id))
     await session.commit()
+    if task.cancel_requested:
+        state.bus.request_cancel(task.id)
     public = task_public(task)
     state.bus.publish({"type": "task.updated", "task": public.model_dump(mode="json")})
     return public

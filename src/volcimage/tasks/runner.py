@@ -56,6 +56,14 @@ class SlotOutcome:
     refused: list[UpstreamImage]
 
 
+def slot_seed(seed: int | None, slot: int) -> int | None:
+    """Slot i draws with seed + i: a fixed seed gives N different, reproducible images rather
+    than N paid copies of one."""
+    if seed is None or seed < 0:
+        return seed
+    return (seed + slot) % 2**31
+
+
 def backoff_seconds(settings: Settings, retry_count: int, retry_after: float | None) -> float:
     """Exponential backoff with full jitter, never sooner than the upstream's Retry-After."""
     ceiling = min(settings.RETRY_MAX_DELAY, settings.RETRY_BASE_DELAY * 2**retry_count)
@@ -83,6 +91,8 @@ class Runner:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.staging_dir = settings.DATA_DIR / "staging"
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._work: dict[int, tuple[asyncio.Task[None], list[str]]] = {}
+        bus.cancel_listeners.append(self._cancel_local)
         self._wake = asyncio.Event()
         self._is_postgres = not settings.is_sqlite
 
@@ -191,6 +201,7 @@ class Runner:
         """Runs a task under a heartbeat that renews the lease and notices cancellation."""
         work = asyncio.create_task(self._execute(pk))
         stopped_because: list[str] = []
+        self._work[pk] = (work, stopped_because)
         beat = asyncio.create_task(self._heartbeat(pk, work, stopped_because))
         try:
             await work
@@ -210,9 +221,16 @@ class Runner:
                 pk, TaskStatus.FAILED, "InternalError", "Internal error; see server log"
             )
         finally:
+            self._work.pop(pk, None)
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
+
+    def _cancel_local(self, pk: int) -> None:
+        work, stopped_because = self._work.get(pk, (None, None))
+        if work is not None and stopped_because is not None and not stopped_because:
+            stopped_because.append("cancel")
+            work.cancel()
 
     async def _heartbeat(self, pk: int, work: asyncio.Task[None], reason: list[str]) -> None:
         interval = self.settings.TASK_LEASE_SECONDS / 3
@@ -363,7 +381,7 @@ class Runner:
             prompt=task.prompt,
             width=task.width,
             height=task.height,
-            seed=task.seed,
+            seed=slot_seed(task.seed, call.slot),
             scale=task.scale,
             steps=task.steps,
             negative_prompt=task.negative_prompt,
@@ -457,7 +475,7 @@ class Runner:
             "model": task.model,
             "width": task.width,
             "height": task.height,
-            "seed": task.seed,
+            "seed": slot_seed(task.seed, position // SLOT_STRIDE),
             "scale": task.scale,
             "steps": task.steps,
         }

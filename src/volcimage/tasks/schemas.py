@@ -115,6 +115,7 @@ class TaskPublic(BaseModel):
     error: TaskError | None
     retry_count: int
     created_at: datetime
+    updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
 
@@ -168,6 +169,7 @@ def task_public(task: Task) -> TaskPublic:
         error=error,
         retry_count=task.retry_count,
         created_at=task.created_at,
+        updated_at=task.updated_at,
         started_at=task.started_at,
         completed_at=task.completed_at,
     )

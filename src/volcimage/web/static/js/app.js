@@ -1,0 +1,790 @@
+// The studio page: one Alpine component over the JSON API and its event stream.
+// Loaded before Alpine (CSP build): templates call the methods below, never eval'd code.
+(function () {
+  "use strict";
+
+  const API = "/api/v1";
+  const FINAL = ["completed", "failed", "cancelled"];
+  const ACTIVE = ["pending", "processing", "retrying"];
+  const HISTORY_PAGE = 20;
+  const UNDO_MS = 6000;
+  const MAX_SEED = 2147483647;
+  const EXAMPLES = {
+    "zh-CN": ["清晨薄雾中的江南水乡，水墨风格", "一只戴着宇航员头盔的橘猫，电影感光影", "赛博朋克城市夜景，霓虹灯倒映在雨后的街道"],
+    en: ["A misty water town at dawn, ink wash painting", "An orange cat in an astronaut helmet, cinematic light", "A cyberpunk street at night, neon reflected in rain"],
+  };
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.message) || "HTTP " + status);
+      this.status = status;
+      this.code = (body && body.error) || "http_error";
+    }
+  }
+
+  async function request(method, path, body) {
+    const init = { method, headers: {} };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(API + path, init);
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => null);
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  function ratioLabel(width, height) {
+    const gcd = (a, b) => (b ? gcd(b, a % b) : a);
+    const d = gcd(width, height);
+    const w = width / d;
+    const h = height / d;
+    return w > 30 || h > 30 ? (width / height).toFixed(2) + ":1" : w + ":" + h;
+  }
+
+  function dayKey(iso) {
+    const d = new Date(iso);
+    return d.getFullYear() + "-" + String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0");
+  }
+
+  function studio() {
+    return {
+      lang: window.volcI18n.initialLang(),
+      theme: localStorage.getItem("volcimage.theme") || "system",
+      models: [],
+      info: { version: "", mode: "", api_connected: true, quota: { used: 0, limit: null } },
+      connected: false,
+      form: {
+        model: "",
+        prompt: "",
+        negative_prompt: "",
+        size: "",
+        custom: false,
+        width: 1024,
+        height: 1024,
+        num_images: 1,
+        seedMode: "random",
+        seed: "",
+        steps: "",
+        scale: "",
+        watermark: false,
+      },
+      submitting: false,
+      gallery: [],
+      history: { items: [], page: 0, total: 0, loading: false, done: false },
+      filters: { q: "", model: "", status: "", favorite: false, tag: "", date: "" },
+      tags: [],
+      selected: [],
+      pendingDeletes: {},
+      toasts: [],
+      viewer: { open: false, list: [], index: 0, zoom: 1, x: 0, y: 0, dragging: false, tagDraft: "" },
+      compare: { picks: [], open: false },
+      tab: "params",
+      side: "tasks",
+      dialog: "",
+      events: null,
+      ready: false,
+
+      // ---- start-up -------------------------------------------------------------------------
+      async init() {
+        this.applyTheme();
+        window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.applyTheme());
+        this.$watch("lang", (value) => {
+          localStorage.setItem("volcimage.lang", value);
+          document.documentElement.lang = value;
+        });
+        document.documentElement.lang = this.lang;
+        this.$watch("form.model", () => this.onModelChange());
+        let searchTimer = null;
+        this.$watch("filters", () => {
+          clearTimeout(searchTimer);
+          searchTimer = setTimeout(() => this.reloadHistory(), 250);
+        }, { deep: true });
+        window.addEventListener("pagehide", () => this.flushDeletes());
+        await Promise.all([this.loadModels(), this.loadInfo(), this.loadGallery(), this.loadTags()]);
+        await this.reloadHistory();
+        this.ready = true;
+        this.connect();
+        const sentinel = this.$refs.historyEnd;
+        if (sentinel) {
+          new IntersectionObserver((entries) => {
+            if (entries.some((e) => e.isIntersecting)) this.loadMoreHistory();
+          }, { root: null, rootMargin: "200px" }).observe(sentinel);
+        }
+        setInterval(() => this.loadInfo(), 30000);
+      },
+
+      async loadModels() {
+        try {
+          const data = await request("GET", "/models");
+          this.models = data.models;
+          this.form.model = this.form.model || data.default_model;
+          this.onModelChange();
+        } catch (err) {
+          this.toastError(err);
+        }
+      },
+
+      async loadInfo() {
+        try {
+          this.info = await request("GET", "/system/info");
+        } catch (err) {
+          this.info.api_connected = false;
+        }
+      },
+
+      async loadGallery() {
+        try {
+          this.gallery = (await request("GET", "/tasks?limit=12")).items;
+        } catch (err) {
+          this.toastError(err);
+        }
+      },
+
+      async loadTags() {
+        try {
+          this.tags = await request("GET", "/tags");
+        } catch (err) {
+          this.tags = [];
+        }
+      },
+
+      connect() {
+        if (this.events) this.events.close();
+        const source = new EventSource(API + "/events");
+        this.events = source;
+        source.addEventListener("ready", () => {
+          const wasConnected = this.connected;
+          this.connected = true;
+          if (!wasConnected && this.gallery.length) this.loadGallery();
+        });
+        source.addEventListener("task", (message) => this.onEvent(JSON.parse(message.data)));
+        source.onerror = () => {
+          this.connected = false;
+        };
+      },
+
+      // ---- i18n and theme -------------------------------------------------------------------
+      t(key, values, fallback) {
+        return window.volcI18n.translate(this.lang, key, values, fallback);
+      },
+      toggleLang() {
+        this.lang = this.lang === "zh-CN" ? "en" : "zh-CN";
+      },
+      cycleTheme() {
+        const order = ["system", "light", "dark"];
+        this.theme = order[(order.indexOf(this.theme) + 1) % order.length];
+        localStorage.setItem("volcimage.theme", this.theme);
+        this.applyTheme();
+      },
+      applyTheme() {
+        window.volcTheme.apply(this.theme);
+      },
+      themeLabel() {
+        return this.t("theme." + this.theme);
+      },
+      isDark() {
+        return document.documentElement.classList.contains("dark");
+      },
+
+      // ---- the parameters panel -------------------------------------------------------------
+      currentModel() {
+        return this.models.find((m) => m.id === this.form.model) || null;
+      },
+      takes(param) {
+        const model = this.currentModel();
+        return !!model && model.params.includes(param);
+      },
+      onModelChange() {
+        const model = this.currentModel();
+        if (!model) return;
+        if (!model.size_presets.includes(this.form.size)) this.form.size = model.default_size;
+        this.form.num_images = Math.min(this.form.num_images, model.max_images);
+        this.form.scale = model.scale ? model.scale.default : "";
+        this.form.steps = model.steps ? model.steps.default : "";
+        if (this.form.custom) this.checkCustomSize();
+      },
+      sizeOptions() {
+        const model = this.currentModel();
+        if (!model) return [];
+        return model.size_presets.map((value) => {
+          const [w, h] = value.split("x").map(Number);
+          return { value, ratio: ratioLabel(w, h), w, h };
+        });
+      },
+      pickSize(value) {
+        this.form.custom = false;
+        this.form.size = value;
+      },
+      useCustomSize() {
+        const [w, h] = this.dimensions();
+        this.form.width = w;
+        this.form.height = h;
+        this.form.custom = true;
+      },
+      dimensions() {
+        if (this.form.custom) return [Number(this.form.width), Number(this.form.height)];
+        return (this.form.size || "1024x1024").split("x").map(Number);
+      },
+      checkCustomSize() {
+        const model = this.currentModel();
+        if (!model || !this.form.custom) return "";
+        const [w, h] = this.dimensions();
+        const rule = model.size_rule;
+        if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1) return this.t("size.invalid");
+        if (rule.mode === "sides") {
+          if (w < rule.min_side || h < rule.min_side || w > rule.max_side || h > rule.max_side) {
+            return this.t("size.sides", { min: rule.min_side, max: rule.max_side });
+          }
+          return "";
+        }
+        const pixels = w * h;
+        if (pixels < rule.min_pixels || pixels > rule.max_pixels) {
+          return this.t("size.area", { min: Math.ceil(Math.sqrt(rule.min_pixels)), max: Math.floor(Math.sqrt(rule.max_pixels)) });
+        }
+        const ratio = w / h;
+        if ((rule.min_ratio && ratio < rule.min_ratio) || (rule.max_ratio && ratio > rule.max_ratio)) return this.t("size.ratio");
+        return "";
+      },
+      promptLimit() {
+        const model = this.currentModel();
+        return model ? model.max_prompt_length : 1000;
+      },
+      promptTooLong() {
+        return this.form.prompt.length > this.promptLimit();
+      },
+      maxImages() {
+        const model = this.currentModel();
+        return model ? model.max_images : 4;
+      },
+      cost() {
+        const model = this.currentModel();
+        if (!model) return "";
+        const total = model.price_per_image * this.form.num_images;
+        return (model.currency === "CNY" ? "¥" : model.currency + " ") + total.toFixed(2);
+      },
+      canGenerate() {
+        return !this.submitting && this.form.prompt.trim().length > 0 && !this.promptTooLong() && !this.checkCustomSize();
+      },
+      randomSeed() {
+        return Math.floor(Math.random() * MAX_SEED);
+      },
+      newSeed() {
+        this.form.seedMode = "fixed";
+        this.form.seed = this.randomSeed();
+      },
+      requestBody() {
+        const [width, height] = this.dimensions();
+        const body = {
+          prompt: this.form.prompt.trim(),
+          model: this.form.model,
+          width,
+          height,
+          num_images: Number(this.form.num_images),
+        };
+        if (this.takes("watermark")) body.watermark = !!this.form.watermark;
+        if (this.takes("negative_prompt") && this.form.negative_prompt.trim()) body.negative_prompt = this.form.negative_prompt.trim();
+        if (this.takes("seed")) body.seed = this.form.seedMode === "fixed" && this.form.seed !== "" ? Number(this.form.seed) : this.randomSeed();
+        if (this.takes("scale") && this.form.scale !== "") body.scale = Number(this.form.scale);
+        if (this.takes("steps") && this.form.steps !== "") body.steps = Number(this.form.steps);
+        return body;
+      },
+      async generate() {
+        if (!this.canGenerate()) {
+          if (!this.form.prompt.trim()) this.toast(this.t("error.emptyPrompt"), "error");
+          return;
+        }
+        this.submitting = true;
+        try {
+          const created = await request("POST", "/generate", this.requestBody());
+          const task = await request("GET", "/task/" + created.task_id);
+          this.upsert(task);
+          this.toast(this.t("toast.queued"), "success");
+          this.tab = "gallery";
+        } catch (err) {
+          this.toastError(err);
+        } finally {
+          this.submitting = false;
+        }
+      },
+      useExample(text) {
+        this.form.prompt = text;
+        this.$nextTick(() => this.$refs.prompt && this.$refs.prompt.focus());
+      },
+      examples() {
+        return EXAMPLES[this.lang] || EXAMPLES.en;
+      },
+      remix(task) {
+        if (!task) return;
+        this.form.model = task.model;
+        this.$nextTick(() => {
+          this.form.prompt = task.prompt;
+          this.form.negative_prompt = task.negative_prompt || "";
+          const size = task.width + "x" + task.height;
+          const model = this.currentModel();
+          if (model && model.size_presets.includes(size)) {
+            this.form.custom = false;
+            this.form.size = size;
+          } else {
+            this.form.custom = true;
+            this.form.width = task.width;
+            this.form.height = task.height;
+          }
+          this.form.num_images = Math.min(task.num_images, this.maxImages());
+          if (task.seed !== null && task.seed !== undefined) {
+            this.form.seedMode = "fixed";
+            this.form.seed = task.seed;
+          }
+          if (task.scale !== null && task.scale !== undefined) this.form.scale = task.scale;
+          if (task.steps !== null && task.steps !== undefined) this.form.steps = task.steps;
+          this.form.watermark = !!(task.params && task.params.watermark);
+          this.closeViewer();
+          this.tab = "params";
+          this.toast(this.t("toast.remixed"), "success");
+        });
+      },
+
+      // ---- tasks and events -----------------------------------------------------------------
+      onEvent(event) {
+        if (event.type === "task.deleted") {
+          this.dropTask(event.task.task_id);
+          return;
+        }
+        if (event.type === "image.updated") {
+          this.patchImage(event.image);
+          return;
+        }
+        if (!event.task || !event.task.status) return;
+        const task = event.task;
+        const before = this.findTask(task.task_id);
+        this.upsert(task);
+        if (before && !FINAL.includes(before.status) && task.status === "completed") {
+          this.toast(this.t("toast.completed", { n: task.images.length }), "success");
+          this.loadInfo();
+        } else if (before && before.status !== "failed" && task.status === "failed") {
+          this.toast(this.failureText(task), "error");
+        }
+      },
+      findTask(taskId) {
+        return this.gallery.find((t) => t.task_id === taskId) || this.history.items.find((t) => t.task_id === taskId);
+      },
+      // Answers and events can arrive out of order: an older state never replaces a newer one.
+      upsert(task) {
+        const known = this.findTask(task.task_id);
+        if (known && Date.parse(known.updated_at) > Date.parse(task.updated_at)) return;
+        const i = this.gallery.findIndex((t) => t.task_id === task.task_id);
+        if (i >= 0) this.gallery.splice(i, 1, task);
+        else this.gallery.unshift(task);
+        const j = this.history.items.findIndex((t) => t.task_id === task.task_id);
+        if (j >= 0) this.history.items.splice(j, 1, task);
+        else if (!this.filtersActive()) {
+          this.history.items.unshift(task);
+          this.history.total++;
+        }
+      },
+      dropTask(taskId) {
+        this.gallery = this.gallery.filter((t) => t.task_id !== taskId);
+        const before = this.history.items.length;
+        this.history.items = this.history.items.filter((t) => t.task_id !== taskId);
+        this.history.total -= before - this.history.items.length;
+      },
+      patchImage(image) {
+        for (const list of [this.gallery, this.history.items]) {
+          for (const task of list) {
+            const i = task.images.findIndex((img) => img.image_id === image.image_id);
+            if (i >= 0) task.images.splice(i, 1, image);
+          }
+        }
+        this.viewer.list = this.viewer.list.map((entry) => (entry.image.image_id === image.image_id ? { task: entry.task, image } : entry));
+      },
+      activeTasks() {
+        return this.gallery.filter((t) => ACTIVE.includes(t.status));
+      },
+      isActive(task) {
+        return ACTIVE.includes(task.status);
+      },
+      slots(task) {
+        const slots = task.images.map((image) => ({ key: image.image_id, image }));
+        const missing = task.status === "completed" ? 0 : Math.max(0, task.num_images - task.images.length);
+        for (let i = 0; i < missing; i++) slots.push({ key: task.task_id + "-slot-" + i, image: null });
+        return slots;
+      },
+      statusText(task) {
+        return this.t("status." + task.status);
+      },
+      failureText(task) {
+        const error = task.error || {};
+        const hint = error.code ? this.t("hint." + error.code, {}, "") : "";
+        return (error.message || this.t("status.failed")) + (hint ? " — " + hint : "");
+      },
+      async cancel(task) {
+        try {
+          this.upsert(await request("POST", "/task/" + task.task_id + "/cancel"));
+          this.toast(this.t("toast.cancelled"), "info");
+        } catch (err) {
+          this.toastError(err);
+        }
+      },
+      async retry(task) {
+        try {
+          this.upsert(await request("POST", "/task/" + task.task_id + "/retry"));
+          this.toast(this.t("toast.queued"), "success");
+        } catch (err) {
+          this.toastError(err);
+        }
+      },
+
+      // ---- history --------------------------------------------------------------------------
+      filtersActive() {
+        const f = this.filters;
+        return !!(f.q || f.model || f.status || f.favorite || f.tag || f.date);
+      },
+      clearFilters() {
+        this.filters = { q: "", model: "", status: "", favorite: false, tag: "", date: "" };
+      },
+      historyQuery(page) {
+        const params = new URLSearchParams({ page: String(page), limit: String(HISTORY_PAGE) });
+        const f = this.filters;
+        if (f.q.trim()) params.set("q", f.q.trim());
+        if (f.model) params.set("model", f.model);
+        if (f.status) params.set("status", f.status);
+        if (f.favorite) params.set("favorite", "true");
+        if (f.tag) params.set("tag", f.tag);
+        if (f.date) {
+          const start = new Date(f.date + "T00:00:00");
+          const end = new Date(start.getTime() + 86400000);
+          params.set("date_from", start.toISOString());
+          params.set("date_to", end.toISOString());
+        }
+        return "/history?" + params.toString();
+      },
+      async reloadHistory() {
+        this.history = { items: [], page: 0, total: 0, loading: false, done: false };
+        await this.loadMoreHistory();
+      },
+      async loadMoreHistory() {
+        const h = this.history;
+        if (h.loading || h.done) return;
+        h.loading = true;
+        try {
+          const page = await request("GET", this.historyQuery(h.page + 1));
+          const known = new Set(h.items.map((t) => t.task_id));
+          h.items.push(...page.items.filter((t) => !known.has(t.task_id) && !this.pendingDeletes[t.task_id]));
+          h.page = page.page;
+          h.total = page.total;
+          h.done = page.page * page.limit >= page.total;
+        } catch (err) {
+          this.toastError(err);
+          h.done = true;
+        } finally {
+          h.loading = false;
+        }
+      },
+      historyGroups() {
+        const groups = [];
+        const today = dayKey(new Date().toISOString());
+        const yesterday = dayKey(new Date(Date.now() - 86400000).toISOString());
+        for (const task of this.history.items) {
+          const key = dayKey(task.created_at);
+          let group = groups[groups.length - 1];
+          if (!group || group.key !== key) {
+            const label = key === today ? this.t("day.today") : key === yesterday ? this.t("day.yesterday") : new Date(task.created_at).toLocaleDateString(this.lang, { month: "long", day: "numeric", weekday: "short" });
+            group = { key, label, tasks: [] };
+            groups.push(group);
+          }
+          group.tasks.push(task);
+        }
+        return groups;
+      },
+      timeOf(iso) {
+        return new Date(iso).toLocaleTimeString(this.lang, { hour: "2-digit", minute: "2-digit" });
+      },
+      modelName(id) {
+        const model = this.models.find((m) => m.id === id);
+        return model ? model.name : id;
+      },
+      showInGallery(task) {
+        const i = this.gallery.findIndex((t) => t.task_id === task.task_id);
+        if (i >= 0) this.gallery.splice(i, 1);
+        this.gallery.unshift(task);
+        this.tab = "gallery";
+        if (task.images.length) this.openViewer(task, task.images[0]);
+      },
+      deleteTask(task) {
+        this.pendingDeletes[task.task_id] = {
+          task,
+          timer: setTimeout(() => this.commitDelete(task.task_id), UNDO_MS),
+        };
+        this.dropTask(task.task_id);
+        this.selected = this.selected.filter((id) => !task.images.some((i) => i.image_id === id));
+        this.toast(this.t("toast.deleted"), "info", { label: this.t("action.undo"), run: () => this.undoDelete(task.task_id) });
+      },
+      undoDelete(taskId) {
+        const pending = this.pendingDeletes[taskId];
+        if (!pending) return;
+        clearTimeout(pending.timer);
+        delete this.pendingDeletes[taskId];
+        this.upsert(pending.task);
+        this.history.items.sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+        this.gallery.sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+      },
+      async commitDelete(taskId) {
+        if (!this.pendingDeletes[taskId]) return;
+        delete this.pendingDeletes[taskId];
+        try {
+          await request("DELETE", "/history/" + taskId);
+          this.loadTags();
+        } catch (err) {
+          if (err.status !== 404) this.toastError(err);
+        }
+      },
+      flushDeletes() {
+        for (const taskId of Object.keys(this.pendingDeletes)) {
+          clearTimeout(this.pendingDeletes[taskId].timer);
+          fetch(API + "/history/" + taskId, { method: "DELETE", keepalive: true });
+        }
+        this.pendingDeletes = {};
+      },
+
+      // ---- selection and ZIP ----------------------------------------------------------------
+      taskSelected(task) {
+        return task.images.length > 0 && task.images.every((i) => this.selected.includes(i.image_id));
+      },
+      toggleTask(task) {
+        const ids = task.images.map((i) => i.image_id);
+        if (this.taskSelected(task)) this.selected = this.selected.filter((id) => !ids.includes(id));
+        else this.selected = [...new Set([...this.selected, ...ids])];
+      },
+      isSelected(image) {
+        return this.selected.includes(image.image_id);
+      },
+      toggleImage(image) {
+        if (this.isSelected(image)) this.selected = this.selected.filter((id) => id !== image.image_id);
+        else this.selected = [...this.selected, image.image_id];
+      },
+      clearSelection() {
+        this.selected = [];
+      },
+      archiveUrl() {
+        return API + "/archive?ids=" + encodeURIComponent(this.selected.join(","));
+      },
+
+      // ---- favourites and tags --------------------------------------------------------------
+      async updateImage(image, change) {
+        try {
+          this.patchImage(await request("PATCH", "/images/" + image.image_id, change));
+          if (change.tags) this.loadTags();
+        } catch (err) {
+          this.toastError(err);
+        }
+      },
+      toggleFavorite(image) {
+        return this.updateImage(image, { favorite: !image.favorite });
+      },
+      addTag(image) {
+        const name = this.viewer.tagDraft.trim();
+        if (!name) return;
+        this.viewer.tagDraft = "";
+        if (!image.tags.includes(name)) this.updateImage(image, { tags: [...image.tags, name] });
+      },
+      removeTag(image, name) {
+        this.updateImage(image, { tags: image.tags.filter((t) => t !== name) });
+      },
+
+      // ---- the viewer (lightbox) ------------------------------------------------------------
+      openViewer(task, image) {
+        const list = [];
+        const source = this.gallery.includes(task) ? this.gallery : [task];
+        for (const t of source) for (const img of t.images) list.push({ task: t, image: img });
+        this.viewer.list = list;
+        this.viewer.index = Math.max(0, list.findIndex((e) => e.image.image_id === image.image_id));
+        this.resetZoom();
+        this.viewer.open = true;
+        this.$nextTick(() => this.$refs.viewerClose && this.$refs.viewerClose.focus());
+      },
+      closeViewer() {
+        this.viewer.open = false;
+      },
+      current() {
+        return this.viewer.list[this.viewer.index] || null;
+      },
+      step(delta) {
+        const n = this.viewer.list.length;
+        if (!n) return;
+        this.viewer.index = (this.viewer.index + delta + n) % n;
+        this.resetZoom();
+      },
+      resetZoom() {
+        Object.assign(this.viewer, { zoom: 1, x: 0, y: 0, dragging: false });
+      },
+      zoomBy(factor) {
+        this.viewer.zoom = Math.min(8, Math.max(1, this.viewer.zoom * factor));
+        if (this.viewer.zoom === 1) Object.assign(this.viewer, { x: 0, y: 0 });
+      },
+      onWheel(event) {
+        this.zoomBy(event.deltaY < 0 ? 1.2 : 1 / 1.2);
+      },
+      startPan(event) {
+        if (this.viewer.zoom === 1) return;
+        this.viewer.dragging = true;
+        this.panFrom = { x: event.clientX - this.viewer.x, y: event.clientY - this.viewer.y };
+      },
+      pan(event) {
+        if (!this.viewer.dragging) return;
+        this.viewer.x = event.clientX - this.panFrom.x;
+        this.viewer.y = event.clientY - this.panFrom.y;
+      },
+      endPan() {
+        this.viewer.dragging = false;
+      },
+      imageTransform() {
+        return { transform: "translate(" + this.viewer.x + "px, " + this.viewer.y + "px) scale(" + this.viewer.zoom + ")" };
+      },
+      zoomText() {
+        return Math.round(this.viewer.zoom * 100) + "%";
+      },
+      downloadUrl(image) {
+        return image.url + "?download=1";
+      },
+      async copyPrompt(task) {
+        try {
+          await navigator.clipboard.writeText(task.prompt);
+          this.toast(this.t("toast.copied"), "success");
+        } catch (err) {
+          this.toast(this.t("toast.copyFailed"), "error");
+        }
+      },
+      paramsLine(task) {
+        const parts = [this.modelName(task.model), task.width + "×" + task.height];
+        if (task.seed !== null && task.seed !== undefined) parts.push(this.t("param.seed") + " " + task.seed);
+        if (task.scale !== null && task.scale !== undefined) parts.push(this.t("param.scale") + " " + task.scale);
+        if (task.steps !== null && task.steps !== undefined) parts.push(this.t("param.steps") + " " + task.steps);
+        return parts.join(" · ");
+      },
+
+      // ---- compare --------------------------------------------------------------------------
+      pickForCompare(image) {
+        const picks = this.compare.picks.filter((p) => p.image_id !== image.image_id);
+        if (picks.length === this.compare.picks.length) picks.push(image);
+        this.compare.picks = picks.slice(-2);
+        if (this.compare.picks.length === 2) {
+          this.viewer.open = false;
+          this.compare.open = true;
+        } else {
+          this.toast(this.t("toast.comparePick"), "info");
+        }
+      },
+      isCompared(image) {
+        return this.compare.picks.some((p) => p.image_id === image.image_id);
+      },
+      closeCompare() {
+        this.compare = { picks: [], open: false };
+      },
+
+      // ---- toasts ---------------------------------------------------------------------------
+      toast(message, kind, action) {
+        const id = Date.now() + Math.random();
+        this.toasts.push({ id, message, kind: kind || "info", action: action || null });
+        setTimeout(() => this.dismiss(id), action ? UNDO_MS : kind === "error" ? 8000 : 3500);
+      },
+      toastError(err) {
+        const hint = err.code ? this.t("hint." + err.code, {}, "") : "";
+        this.toast(err.message + (hint ? " — " + hint : ""), "error");
+      },
+      dismiss(id) {
+        this.toasts = this.toasts.filter((t) => t.id !== id);
+      },
+      runToast(toast) {
+        if (toast.action) toast.action.run();
+        this.dismiss(toast.id);
+      },
+
+      // ---- keyboard -------------------------------------------------------------------------
+      onKey(event) {
+        const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(event.target.tagName);
+        if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
+          event.preventDefault();
+          this.generate();
+          return;
+        }
+        if (event.key === "Escape") {
+          if (this.compare.open) this.closeCompare();
+          else if (this.viewer.open) this.closeViewer();
+          else this.dialog = "";
+          return;
+        }
+        if (this.viewer.open && !typing) {
+          const c = this.current();
+          const actions = {
+            ArrowLeft: () => this.step(-1),
+            ArrowRight: () => this.step(1),
+            "+": () => this.zoomBy(1.25),
+            "=": () => this.zoomBy(1.25),
+            "-": () => this.zoomBy(0.8),
+            "0": () => this.resetZoom(),
+            f: () => c && this.toggleFavorite(c.image),
+            r: () => c && this.remix(c.task),
+            c: () => c && this.pickForCompare(c.image),
+          };
+          if (actions[event.key]) {
+            event.preventDefault();
+            actions[event.key]();
+          }
+          return;
+        }
+        if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+        const global = {
+          "?": () => (this.dialog = this.dialog === "help" ? "" : "help"),
+          "/": () => {
+            this.side = "history";
+            this.tab = "tasks";
+            this.$nextTick(() => this.$refs.search.focus());
+          },
+          n: () => {
+            this.tab = "params";
+            this.$nextTick(() => this.$refs.prompt.focus());
+          },
+          t: () => this.cycleTheme(),
+          l: () => this.toggleLang(),
+        };
+        if (global[event.key]) {
+          event.preventDefault();
+          global[event.key]();
+        }
+      },
+      shortcuts() {
+        return [
+          ["Ctrl + Enter", "keys.generate"],
+          ["N", "keys.prompt"],
+          ["/", "keys.search"],
+          ["← →", "keys.arrows"],
+          ["+ − 0", "keys.zoom"],
+          ["F", "keys.favorite"],
+          ["R", "keys.remix"],
+          ["C", "keys.compare"],
+          ["T", "keys.theme"],
+          ["L", "keys.lang"],
+          ["Esc", "keys.close"],
+          ["?", "keys.help"],
+        ];
+      },
+
+      // ---- status bar -----------------------------------------------------------------------
+      quotaText() {
+        const q = this.info.quota || { used: 0, limit: null };
+        return q.limit ? q.used + " / " + q.limit : this.t("status.quotaUnlimited", { n: q.used });
+      },
+      modeText() {
+        return this.info.mode ? this.t("mode." + this.info.mode) : "";
+      },
+      needsCredentials() {
+        return this.info.mode && this.info.mode !== "demo" && !this.info.api_connected;
+      },
+    };
+  }
+
+  document.addEventListener("alpine:init", () => {
+    window.Alpine.data("studio", studio);
+  });
+})();

@@ -1,0 +1,251 @@
+"""The studio page in Chromium: what a designer does with it, click by click."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+import zipfile
+
+import httpx
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+pytestmark = pytest.mark.e2e
+
+
+def open_studio(page: Page, url: str) -> list[str]:
+    """Opens the page and waits until it is live; returns the page's errors, filled as they come."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(url)
+    expect(page.locator("[data-ready=true]")).to_have_count(1)
+    expect(page.get_by_test_id("connection")).to_contain_text("已连接")
+    expect(page.get_by_test_id("model-select")).to_have_value("seedream-4.0")
+    return errors
+
+
+def generate(page: Page, prompt: str, *, count: int = 1, model: str = "seedream-3.0") -> Locator:
+    """Writes a prompt, submits it, and returns the new task's card in the gallery."""
+    page.get_by_test_id("model-select").select_option(model)
+    page.get_by_test_id("prompt").fill(prompt)
+    page.get_by_test_id("count").fill(str(count))
+    page.get_by_test_id("generate").click()
+    card = page.get_by_test_id("gallery-task").filter(has_text=prompt)
+    expect(card).to_have_count(1)
+    return card
+
+
+def unique(text: str) -> str:
+    return f"{text} {uuid.uuid4().hex[:6]}"
+
+
+def test_generate_shows_progress_then_images(
+    page: Page, studio_url: str, emulator: httpx.Client
+) -> None:
+    errors = open_studio(page, studio_url)
+    emulator.post("/latency", json={"latency_ms": 700})
+    prompt = unique("a lighthouse at dusk")
+    card = generate(page, prompt, count=2)
+    expect(card.get_by_test_id("skeleton").first).to_be_visible()
+    expect(page.get_by_test_id("active-task").filter(has_text=prompt)).to_have_count(1)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(2, timeout=20_000)
+    expect(card.get_by_test_id("task-status")).to_have_text("已完成")
+    expect(card.get_by_test_id("skeleton")).to_have_count(0)
+    loaded = card.locator("img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert loaded
+    expect(page.get_by_test_id("toast").filter(has_text="完成")).to_be_visible()
+    assert errors == []
+
+
+def test_keyboard_generates_and_empty_prompt_is_refused(page: Page, studio_url: str) -> None:
+    open_studio(page, studio_url)
+    expect(page.get_by_test_id("generate")).to_be_disabled()
+    prompt = unique("ctrl enter")
+    page.get_by_test_id("model-select").select_option("seedream-3.0")
+    page.get_by_test_id("prompt").fill(prompt)
+    page.get_by_test_id("prompt").press("Control+Enter")
+    card = page.get_by_test_id("gallery-task").filter(has_text=prompt)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
+    expect(page.get_by_test_id("prompt-count")).to_have_text(f"{len(prompt)} / 1000")
+
+
+def test_lightbox_zooms_moves_and_remixes(page: Page, studio_url: str) -> None:
+    open_studio(page, studio_url)
+    prompt = unique("three red apples")
+    card = generate(page, prompt, count=2)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(2, timeout=20_000)
+    card.get_by_test_id("gallery-image").first.click()
+    viewer = page.get_by_test_id("viewer")
+    expect(viewer).to_be_visible()
+    expect(page.get_by_test_id("viewer-prompt")).to_have_text(prompt)
+    first_src = page.get_by_test_id("viewer-image").get_attribute("src")
+    page.get_by_test_id("zoom-in").click()
+    expect(page.get_by_test_id("zoom-level")).to_have_text("125%")
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_test_id("zoom-level")).to_have_text("100%")
+    assert page.get_by_test_id("viewer-image").get_attribute("src") != first_src
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+
+    card.get_by_test_id("gallery-image").first.click()
+    page.get_by_test_id("viewer-remix").click()
+    expect(viewer).to_be_hidden()
+    expect(page.get_by_test_id("prompt")).to_have_value(prompt)
+    expect(page.get_by_test_id("model-select")).to_have_value("seedream-3.0")
+    expect(page.get_by_test_id("seed-mode")).to_have_value("fixed")
+    assert page.get_by_test_id("seed").input_value().isdigit()
+
+
+def test_favourite_tag_and_filter_history(page: Page, studio_url: str) -> None:
+    open_studio(page, studio_url)
+    prompt = unique("a blue teapot")
+    card = generate(page, prompt)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
+    card.get_by_test_id("gallery-image").click()
+    page.get_by_test_id("viewer-favorite").click()
+    expect(page.get_by_test_id("viewer-favorite")).to_have_attribute("aria-pressed", "true")
+    tag = "hero-" + uuid.uuid4().hex[:4]
+    page.get_by_test_id("tag-input").fill(tag)
+    page.get_by_test_id("tag-input").press("Enter")
+    expect(page.get_by_test_id("viewer-tags")).to_contain_text(tag)
+    page.keyboard.press("Escape")
+
+    page.get_by_test_id("tab-history").click()
+    page.get_by_test_id("filter-tag").select_option(tag)
+    items = page.get_by_test_id("history-item")
+    expect(items).to_have_count(1)
+    expect(items.first).to_contain_text(prompt)
+    page.get_by_test_id("filter-tag").select_option("")
+    page.get_by_test_id("filter-favorite").check()
+    expect(items.filter(has_text=prompt)).to_have_count(1)
+
+
+def test_search_history_by_prompt_text(page: Page, studio_url: str) -> None:
+    open_studio(page, studio_url)
+    marker = uuid.uuid4().hex[:8]
+    for subject in ("walrus", "giraffe"):
+        card = generate(page, f"{subject} {marker}")
+        expect(card.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
+    page.get_by_test_id("tab-history").click()
+    page.get_by_test_id("search").fill(f"giraffe {marker}")
+    items = page.get_by_test_id("history-item")
+    expect(items).to_have_count(1)
+    expect(items.first).to_contain_text("giraffe")
+    page.get_by_test_id("search").fill(marker)
+    expect(items).to_have_count(2)
+
+
+def test_batch_download_zip(page: Page, studio_url: str) -> None:
+    open_studio(page, studio_url)
+    prompt = unique("zip me")
+    card = generate(page, prompt, count=3)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(3, timeout=20_000)
+    page.get_by_test_id("tab-history").click()
+    item = page.get_by_test_id("history-item").filter(has_text=prompt)
+    item.get_by_test_id("select-task").check()
+    expect(page.get_by_test_id("selection-bar")).to_contain_text("已选 3 张")
+    with page.expect_download() as info:
+        page.get_by_test_id("download-zip").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".zip")
+    with zipfile.ZipFile(io.BytesIO(open(download.path(), "rb").read())) as archive:
+        names = archive.namelist()
+        assert len(names) == 3 and all(re.fullmatch(r"volcimage-[\w-]+\.jpg", n) for n in names)
+        assert archive.testzip() is None
+
+
+def test_delete_with_undo(page: Page, studio_url: str) -> None:
+    open_studio(page, studio_url)
+    prompt = unique("delete me maybe")
+    card = generate(page, prompt)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
+    page.get_by_test_id("tab-history").click()
+    item = page.get_by_test_id("history-item").filter(has_text=prompt)
+    item.get_by_test_id("delete-task").click()
+    expect(item).to_have_count(0)
+    page.get_by_test_id("toast-action").click()
+    expect(item).to_have_count(1)
+    page.reload()
+    page.get_by_test_id("tab-history").click()
+    expect(page.get_by_test_id("history-item").filter(has_text=prompt)).to_have_count(1)
+
+
+def test_cancel_a_running_task(page: Page, studio_url: str, emulator: httpx.Client) -> None:
+    open_studio(page, studio_url)
+    emulator.post("/latency", json={"latency_ms": 4000})
+    prompt = unique("a slow mountain")
+    card = generate(page, prompt, count=4)
+    active = page.get_by_test_id("active-task").filter(has_text=prompt)
+    active.get_by_test_id("cancel").click()
+    expect(card.get_by_test_id("task-status")).to_have_text("已取消", timeout=20_000)
+    expect(active).to_have_count(0)
+
+
+def test_prompts_are_text_never_html(page: Page, studio_url: str) -> None:
+    open_studio(page, studio_url)
+    hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script><b>bold</b>'
+    card = generate(page, hostile)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
+    expect(card.get_by_test_id("task-prompt")).to_have_text(hostile)
+    assert card.locator("b").count() == 0
+    page.get_by_test_id("tab-history").click()
+    expect(page.get_by_test_id("history-prompt").filter(has_text=hostile)).to_have_count(1)
+    card.get_by_test_id("gallery-image").click()
+    expect(page.get_by_test_id("viewer-prompt")).to_have_text(hostile)
+    assert page.evaluate("window.pwned") is None
+
+
+def test_theme_and_language_switch_and_persist(page: Page, studio_url: str) -> None:
+    open_studio(page, studio_url)
+    html = page.locator("html")
+    page.get_by_test_id("theme-toggle").click()  # system -> light
+    expect(html).not_to_have_class(re.compile(r"\bdark\b"))
+    page.get_by_test_id("theme-toggle").click()  # light -> dark
+    expect(html).to_have_class(re.compile(r"\bdark\b"))
+    page.get_by_test_id("lang-toggle").click()
+    expect(page.get_by_test_id("generate")).to_contain_text("Generate")
+    expect(html).to_have_attribute("lang", "en")
+    page.reload()
+    expect(html).to_have_class(re.compile(r"\bdark\b"))
+    expect(page.get_by_test_id("generate")).to_contain_text("Generate")
+    page.keyboard.press("?")
+    expect(page.get_by_test_id("help")).to_be_visible()
+    expect(page.get_by_test_id("help")).to_contain_text("Keyboard shortcuts")
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("help")).to_be_hidden()
+
+
+def test_phone_layout_uses_tabs(page: Page, studio_url: str) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_studio(page, studio_url)
+    expect(page.get_by_test_id("phone-tabs")).to_be_visible()
+    expect(page.get_by_test_id("params-panel")).to_be_visible()
+    expect(page.get_by_test_id("gallery")).to_be_hidden()
+    prompt = unique("a phone picture")
+    page.get_by_test_id("model-select").select_option("seedream-3.0")
+    page.get_by_test_id("prompt").fill(prompt)
+    page.get_by_test_id("generate").click()
+    expect(page.get_by_test_id("gallery")).to_be_visible()
+    expect(page.get_by_test_id("params-panel")).to_be_hidden()
+    card = page.get_by_test_id("gallery-task").filter(has_text=prompt)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
+    page.get_by_test_id("phone-tab-tasks").click()
+    expect(page.get_by_test_id("side-panel")).to_be_visible()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+
+
+def test_first_load_is_small(page: Page, studio_url: str) -> None:
+    """The page's HTML, CSS, scripts and first API answers, compressed as sent: under 150 KB."""
+    open_studio(page, studio_url)  # returns once models, info, tasks, tags and history are in
+    entries = page.evaluate(
+        """performance.getEntriesByType('navigation')
+            .concat(performance.getEntriesByType('resource'))
+            .filter(e => e.initiatorType !== 'img')
+            .map(e => [e.name, e.transferSize])"""
+    )
+    total = sum(size for _, size in entries)
+    print(f"first load: {len(entries)} responses, {total / 1024:.1f} KB transferred")
+    assert len(entries) >= 8 and 0 < total < 150 * 1024, entries
