@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     # VolcEngine credentials and endpoints
     VOLC_ACCESS_KEY: SecretStr | None = None
     VOLC_SECRET_KEY: SecretStr | None = None
-    VOLC_REGION: str = "cn-beijing"
+    VOLC_REGION: str = "cn-north-1"
     VOLC_SERVICE: str = "cv"
     VOLC_BASE_URL: str = VOLC_DEFAULT_BASE_URL
     ARK_API_KEY: SecretStr | None = None
@@ -84,9 +84,17 @@ class Settings(BaseSettings):
     EMULATOR_LATENCY_MS: int = Field(800, ge=0)
     EMULATOR_DOWNLOAD_LATENCY_MS: int = Field(0, ge=0)
 
-    @field_validator("LOG_FILE", mode="before")
+    # `cp .env.example .env` leaves keys empty: empty means unset, not a key of "".
+    @field_validator(
+        "LOG_FILE",
+        "VOLC_ACCESS_KEY",
+        "VOLC_SECRET_KEY",
+        "ARK_API_KEY",
+        "API_KEY",
+        mode="before",
+    )
     @classmethod
-    def _empty_log_file_means_none(cls, value: object) -> object:
+    def _empty_means_none(cls, value: object) -> object:
         return None if value in ("", None) else value
 
     @field_validator("DATABASE_URL")
@@ -99,6 +107,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def visual_mode(self) -> Literal["real", "demo"]:
+        """Where Visual API calls go: the real API (a key pair is set) or the emulator."""
+        if self.VOLC_PROVIDER_MODE == "demo":
+            return "demo"
+        has_keys = self.VOLC_ACCESS_KEY is not None and self.VOLC_SECRET_KEY is not None
+        if self.VOLC_PROVIDER_MODE == "real" or has_keys:
+            return "real"
+        return "demo"
 
     @property
     def ark_mode(self) -> Literal["real", "demo"]:

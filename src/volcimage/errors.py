@@ -61,8 +61,12 @@ class UpstreamError(VolcImageError):
         retryable: bool,
         retry_after: float | None = None,
         http_status: int | None = None,
+        job_gone: bool = False,
     ) -> None:
         super().__init__(message)
+        # job_gone: the upstream's asynchronous job is over (failed or expired); a retry must
+        # submit a new one instead of polling this one again.
+        self.job_gone = job_gone
         self.upstream_code = upstream_code
         self.retryable = retryable
         self.retry_after = retry_after

@@ -93,6 +93,20 @@ def test_secrets_are_hidden_in_repr_and_mode_follows_keys() -> None:
     assert forced.ark_mode == "demo"
 
 
+def test_keys_left_empty_as_in_env_example_mean_demo_mode() -> None:
+    empty = load_settings(
+        _env_file=None, ARK_API_KEY="", VOLC_ACCESS_KEY="", VOLC_SECRET_KEY="", API_KEY=""
+    )
+    assert empty.ark_mode == "demo" and empty.visual_mode == "demo"
+    assert empty.ARK_API_KEY is None and empty.API_KEY is None
+
+
+def test_visual_mode_needs_both_halves_of_the_key_pair() -> None:
+    assert load_settings(_env_file=None, VOLC_ACCESS_KEY="ak").visual_mode == "demo"
+    pair = load_settings(_env_file=None, VOLC_ACCESS_KEY="ak", VOLC_SECRET_KEY="sk")
+    assert pair.visual_mode == "real" and pair.ark_mode == "demo"
+
+
 def test_sqlite_path_of_urls() -> None:
     assert sqlite_path("sqlite+aiosqlite:///./data/x.db") == Path("./data/x.db")
     assert sqlite_path("sqlite+aiosqlite:////abs/x.db") == Path("/abs/x.db")

@@ -1,4 +1,5 @@
-"""A VolcEngine emulator: Ark's image generation API, faithful enough for the official SDK.
+"""A VolcEngine emulator: Ark's image generation API, faithful enough for the official SDK, and
+the Visual API (`emulator/visual.py`).
 
 Facts followed are those of `volcengine-api.md` §1; tests name the fact they check. Not part of
 the real API: `/_emulator/*` (call counters and fault injection) and per-request headers
@@ -24,6 +25,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from volcimage.config import Settings, get_settings
 from volcimage.emulator.render import render_image
+from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, add_visual_routes
 
 MAX_SEED = 2147483647
 MAX_PROMPT = 1000  # assumption: the docs recommend ≤ 300 Chinese chars / 600 words, no hard cap
@@ -119,6 +121,12 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
     state = EmulatorState(settings.EMULATOR_LATENCY_MS, settings.EMULATOR_DOWNLOAD_LATENCY_MS)
     app.state.emulator = state
     app.state.faults = state.faults
+    keys = {DEMO_ACCESS_KEY: DEMO_SECRET_KEY}
+    if settings.VOLC_ACCESS_KEY and settings.VOLC_SECRET_KEY:
+        keys[settings.VOLC_ACCESS_KEY.get_secret_value()] = (
+            settings.VOLC_SECRET_KEY.get_secret_value()
+        )
+    app.state.visual = add_visual_routes(app, keys, state.faults)
 
     @app.post("/api/v3/images/generations")
     async def generations(request: Request) -> Response:

@@ -19,6 +19,7 @@ class ImageRequest:
     steps: int | None = None
     negative_prompt: str | None = None
     watermark: bool = False
+    upstream_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,3 +52,15 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class JobProvider(Provider, Protocol):
+    """An upstream whose models may run as asynchronous jobs: submit, then poll."""
+
+    async def submit(self, request: ImageRequest) -> str:
+        """Start a paid job; returns its upstream id. Raises UpstreamError."""
+        ...
+
+    async def result(self, request: ImageRequest, job_id: str) -> UpstreamResult | None:
+        """The job's images, or None while it is still queued or running."""
+        ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib.resources import files
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -37,7 +37,10 @@ class SizeRule(BaseModel):
                 f"(got {pixels:,})"
             )
         if not self.min_ratio <= width / height <= self.max_ratio:
-            return "aspect ratio (width / height) must be between 1/16 and 16"
+            return (
+                f"aspect ratio (width / height) must be between 1:{1 / self.min_ratio:.0f} "
+                f"and {self.max_ratio:g}:1"
+            )
         return None
 
 
@@ -64,6 +67,9 @@ class ModelInfo(BaseModel):
     steps: Range | None = None
     price_per_image: float
     currency: str
+    # Visual API models run as submit-then-poll jobs unless they answer at once (CVProcess).
+    asynchronous: bool = False
+    upstream_params: dict[str, Any] = {}
 
     @property
     def default_dimensions(self) -> tuple[int, int]:

@@ -9,6 +9,7 @@ import httpx
 from volcimage.config import Settings
 from volcimage.providers.ark import ArkProvider
 from volcimage.providers.base import Provider
+from volcimage.providers.visual import VisualProvider
 
 EMULATOR_BASE = "http://emulator"
 
@@ -31,7 +32,29 @@ def build_providers(settings: Settings, emulator: Any = None) -> dict[str, Provi
             response_format=settings.ARK_RESPONSE_FORMAT,
             http_client=emulator_client(settings, emulator),
         )
-    return {"ark": ark}
+    return {"ark": ark, "visual": _visual(settings, emulator)}
+
+
+def _visual(settings: Settings, emulator: Any) -> VisualProvider:
+    if settings.visual_mode == "real":
+        ak, sk = settings.VOLC_ACCESS_KEY, settings.VOLC_SECRET_KEY
+        access_key = ak.get_secret_value() if ak else ""
+        secret_key = sk.get_secret_value() if sk else ""
+        base_url, client = settings.VOLC_BASE_URL, None
+    else:
+        from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
+
+        access_key, secret_key = DEMO_ACCESS_KEY, DEMO_SECRET_KEY
+        base_url, client = f"{EMULATOR_BASE}/visual", emulator_client(settings, emulator)
+    return VisualProvider(
+        access_key=access_key,
+        secret_key=secret_key,
+        base_url=base_url,
+        region=settings.VOLC_REGION,
+        service=settings.VOLC_SERVICE,
+        timeout=settings.REQUEST_TIMEOUT,
+        http_client=client,
+    )
 
 
 def emulator_client(settings: Settings, emulator: Any = None) -> httpx.AsyncClient:

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from volcimage.config import Settings
 from volcimage.db import utcnow
 from volcimage.errors import UpstreamError
-from volcimage.providers.base import ImageRequest, Provider, UpstreamImage
+from volcimage.providers.base import (
+    ImageRequest,
+    JobProvider,
+    Provider,
+    UpstreamImage,
+    UpstreamResult,
+)
 from volcimage.providers.catalog import Catalog, ModelInfo
 from volcimage.storage.files import LocalStore, write_atomic
 from volcimage.storage.images import SUFFIX, prepare
@@ -360,6 +366,12 @@ class Runner:
                 session.add(call)
             elif call.state in (CallState.RECEIVED, CallState.STORED):
                 return call
+            elif call.state == CallState.CALLING and call.upstream_task_id:
+                log.info(
+                    "resuming the upstream job",
+                    extra={"task_id": task.task_id, "slot": slot, "job": call.upstream_task_id},
+                )
+                return call
             elif call.state == CallState.CALLING:
                 # Its process died during the call: it may have been billed. Record, then retry.
                 call.lost_calls += 1
@@ -386,10 +398,14 @@ class Runner:
             steps=task.steps,
             negative_prompt=task.negative_prompt,
             watermark=bool(task.params.get("watermark", False)),
+            upstream_params=model.upstream_params,
         )
         try:
             async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
-                result = await provider.generate(request)
+                if model.asynchronous:
+                    result = await self._submit_and_poll(provider, request, call)
+                else:
+                    result = await provider.generate(request)
         except (UpstreamError, TimeoutError) as exc:
             error = (
                 exc
@@ -407,9 +423,11 @@ class Runner:
                     .values(
                         state=CallState.FAILED,
                         error_code=error.upstream_code,
-                        # a timed-out call may still have been carried out (and billed)
+                        # a timed-out call may still have been carried out (and billed),
+                        # unless it is a job we hold the id of and can poll again
                         lost_calls=UpstreamCall.lost_calls
-                        + (0 if isinstance(exc, UpstreamError) else 1),
+                        + (0 if isinstance(exc, UpstreamError) or call.upstream_task_id else 1),
+                        upstream_task_id=None if error.job_gone else call.upstream_task_id,
                     )
                 )
                 await session.commit()
@@ -447,6 +465,29 @@ class Runner:
             "upstream answered",
             extra={"task_id": task.task_id, "slot": call.slot, "images": len(images)},
         )
+
+    async def _submit_and_poll(
+        self, provider: Provider, request: ImageRequest, call: UpstreamCall
+    ) -> UpstreamResult:
+        """Submits the job unless this call already holds one, committing its id before the
+        first poll: a process that dies while the job waits in the upstream queue is followed
+        by one that polls the same job instead of paying for another."""
+        jobs = cast(JobProvider, provider)
+        if not call.upstream_task_id:
+            job_id = await jobs.submit(request)
+            async with self.sessionmaker() as session:
+                await session.execute(
+                    update(UpstreamCall)
+                    .where(UpstreamCall.id == call.id)
+                    .values(upstream_task_id=job_id)
+                )
+                await session.commit()
+            call.upstream_task_id = job_id
+        while True:
+            result = await jobs.result(request, call.upstream_task_id)
+            if result is not None:
+                return result
+            await asyncio.sleep(self.settings.TASK_POLL_INTERVAL)
 
     async def _store_image(
         self, task: _TaskSnapshot, provider: Provider, slot: int, index: int, image: UpstreamImage

@@ -244,7 +244,9 @@
           return this.t("size.area", { min: Math.ceil(Math.sqrt(rule.min_pixels)), max: Math.floor(Math.sqrt(rule.max_pixels)) });
         }
         const ratio = w / h;
-        if ((rule.min_ratio && ratio < rule.min_ratio) || (rule.max_ratio && ratio > rule.max_ratio)) return this.t("size.ratio");
+        if ((rule.min_ratio && ratio < rule.min_ratio) || (rule.max_ratio && ratio > rule.max_ratio)) {
+          return this.t("size.ratio", { a: Math.round(1 / rule.min_ratio), b: rule.max_ratio });
+        }
         return "";
       },
       promptLimit() {
@@ -640,6 +642,10 @@
       },
       imageTransform() {
         return { transform: "translate(" + this.viewer.x + "px, " + this.viewer.y + "px) scale(" + this.viewer.zoom + ")" };
+      },
+      scaleStep() {
+        const model = this.currentModel();
+        return model && model.scale ? (model.scale.max - model.scale.min) / 20 : 0.5;
       },
       zoomText() {
         return Math.round(this.viewer.zoom * 100) + "%";

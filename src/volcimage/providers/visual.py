@@ -1,0 +1,190 @@
+"""The Visual (智能视觉) API: Jimeng and general models, signed with the official `SignerV4`.
+
+Asynchronous models go through CVSync2AsyncSubmitTask + CVSync2AsyncGetResult; a few general
+models answer at once through CVProcess. Requests are signed by the `volcengine` package and
+sent with httpx, so calls stay async.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from volcengine.auth.SignerV4 import SignerV4
+from volcengine.base.Request import Request
+from volcengine.Credentials import Credentials
+
+from volcimage.errors import UpstreamError
+from volcimage.providers.ark import fetch_url
+from volcimage.providers.base import ImageRequest, UpstreamImage, UpstreamResult
+
+VERSION = "2022-08-31"
+SUCCESS = 10000
+# Codes worth another try: limits, a new sample for an output refusal, internal errors.
+RETRYABLE_CODES = frozenset({50429, 50430, 50511, 50519, 50500, 50501})
+LIMIT_CODES = frozenset({50429, 50430})
+RUNNING = ("in_queue", "generating")
+
+
+class VisualProvider:
+    name = "visual"
+
+    def __init__(
+        self,
+        *,
+        access_key: str,
+        secret_key: str,
+        base_url: str,
+        region: str,
+        service: str,
+        timeout: float,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._url = httpx.URL(base_url)
+        self._credentials = Credentials(access_key, secret_key, service, region)
+
+    async def generate(self, request: ImageRequest) -> UpstreamResult:
+        """One synchronous call (CVProcess)."""
+        answer = await self._call("CVProcess", self._body(request))
+        return _images(answer)
+
+    async def submit(self, request: ImageRequest) -> str:
+        answer = await self._call("CVSync2AsyncSubmitTask", self._body(request))
+        job_id = (answer.get("data") or {}).get("task_id")
+        if not job_id:
+            raise UpstreamError(
+                "The Visual API accepted the job but gave no task_id",
+                upstream_code="NoTaskId",
+                retryable=False,
+            )
+        return str(job_id)
+
+    async def result(self, request: ImageRequest, job_id: str) -> UpstreamResult | None:
+        body = {
+            "req_key": request.upstream_model,
+            "task_id": job_id,
+            "req_json": json.dumps({"return_url": False}),
+        }
+        answer = await self._call("CVSync2AsyncGetResult", body, job=True)
+        status = (answer.get("data") or {}).get("status")
+        if status in RUNNING:
+            return None
+        if status == "done":
+            return _images(answer)
+        raise UpstreamError(
+            f"The Visual API job is {status or 'in an unknown state'}; it cannot be fetched again",
+            upstream_code=f"Job{str(status).title().replace('_', '')}",
+            retryable=False,
+            job_gone=True,
+        )
+
+    async def fetch(self, url: str) -> bytes:
+        return await fetch_url(self._http, url)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _body(self, request: ImageRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "req_key": request.upstream_model,
+            "prompt": request.prompt,
+            "width": request.width,
+            "height": request.height,
+            "seed": -1 if request.seed is None else request.seed,
+            "return_url": False,
+        }
+        if request.scale is not None:
+            body["scale"] = request.scale
+        if request.steps is not None:
+            body["ddim_steps"] = request.steps
+        if request.negative_prompt:
+            body["negative_prompt"] = request.negative_prompt
+        if request.watermark:
+            body["logo_info"] = {"add_logo": True}
+        return {**body, **request.upstream_params}
+
+    async def _call(self, action: str, body: dict[str, Any], job: bool = False) -> dict[str, Any]:
+        payload = json.dumps(body, ensure_ascii=False)
+        signed = Request()
+        signed.method = "POST"
+        signed.path = self._url.path or "/"
+        signed.query = {"Action": action, "Version": VERSION}
+        signed.headers = {"Content-Type": "application/json", "Host": self._url.netloc.decode()}
+        signed.body = payload
+        SignerV4.sign(signed, self._credentials)
+        url = self._url.copy_with(path=signed.path, query=urlencode(signed.query).encode())
+        try:
+            response = await self._http.post(
+                url, headers=dict(signed.headers), content=payload.encode()
+            )
+        except httpx.TimeoutException:
+            raise UpstreamError(
+                "The Visual API did not answer in time", upstream_code="Timeout", retryable=True
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                f"Could not reach the Visual API: {type(exc).__name__}",
+                upstream_code="ConnectionError",
+                retryable=True,
+            ) from None
+        return _checked(response, job)
+
+
+def _checked(response: httpx.Response, job: bool) -> dict[str, Any]:
+    try:
+        answer = response.json()
+    except ValueError:
+        raise UpstreamError(
+            f"The Visual API answered with something not JSON (HTTP {response.status_code})",
+            upstream_code="MalformedResponse",
+            retryable=response.status_code >= 500,
+            http_status=response.status_code,
+        ) from None
+    if not isinstance(answer, dict):
+        raise UpstreamError(
+            "The Visual API answered with an unexpected shape",
+            upstream_code="MalformedResponse",
+            retryable=False,
+        )
+    meta_error = (answer.get("ResponseMetadata") or {}).get("Error")
+    if meta_error:  # signature and access failures
+        meta_code = str(meta_error.get("Code") or f"HTTP{response.status_code}")
+        raise UpstreamError(
+            f"The Visual API refused the credentials ({meta_code}): "
+            f"{meta_error.get('Message', '')}",
+            upstream_code=meta_code,
+            retryable=response.status_code >= 500,
+            http_status=response.status_code,
+        )
+    code = answer.get("code")
+    if code != SUCCESS:
+        retryable = code in RETRYABLE_CODES
+        raise UpstreamError(
+            f"The Visual API refused the request ({code}): {answer.get('message', '')}",
+            upstream_code=str(code),
+            retryable=retryable,
+            retry_after=1.0 if code in LIMIT_CODES else None,
+            http_status=response.status_code,
+            # a poll refused for any reason but a limit means the job itself failed
+            job_gone=job and code not in LIMIT_CODES,
+        )
+    return answer
+
+
+def _images(answer: dict[str, Any]) -> UpstreamResult:
+    data = answer.get("data") or {}
+    encoded = data.get("binary_data_base64") or []
+    urls = data.get("image_urls") or []
+    images = [UpstreamImage(b64_json=item) for item in encoded if item]
+    if not images:
+        images = [UpstreamImage(url=url) for url in urls if url]
+    if not images:
+        raise UpstreamError(
+            "The Visual API finished the job without any image",
+            upstream_code="NoImage",
+            retryable=False,
+        )
+    return UpstreamResult(images=images, request_id=answer.get("request_id"))
