@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
-from volcimage.config import Settings
+from volcimage.config import Settings, load_settings
+from volcimage.db import create_engine, create_sessionmaker
+from volcimage.tasks.models import UpstreamCall
 
 
 def free_port() -> int:
@@ -114,6 +117,16 @@ def start_process(args: list[str], env: dict[str, str], cwd: Path) -> subprocess
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+async def upstream_calls(database_url: str) -> list[UpstreamCall]:
+    """Every upstream call row, read straight from the database a process is using."""
+    engine = create_engine(load_settings(_env_file=None, DATABASE_URL=database_url))
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return list((await session.scalars(select(UpstreamCall))).all())
+    finally:
+        await engine.dispose()
 
 
 class Studio:

@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
-from tests.support import Server, free_port, process_env, start_process
-from volcimage.config import load_settings
-from volcimage.db import create_engine, create_sessionmaker
-from volcimage.tasks.models import CallState, UpstreamCall
+from tests.support import Server, free_port, process_env, start_process, upstream_calls
+from volcimage.tasks.models import CallState
 
 
 def wait_task(url: str, task_id: str, timeout: float = 60) -> dict[str, Any]:
@@ -89,15 +86,6 @@ def test_events_stream_task_progress_over_sse(tmp_path: Path, database_url: str)
         server.stop()
 
 
-async def _call_states(database_url: str) -> list[str]:
-    engine = create_engine(load_settings(_env_file=None, DATABASE_URL=database_url))
-    try:
-        async with create_sessionmaker(engine)() as session:
-            return list((await session.scalars(select(UpstreamCall.state))).all())
-    finally:
-        await engine.dispose()
-
-
 def test_worker_killed_after_paying_is_finished_by_another_without_paying_again(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -128,7 +116,9 @@ def test_worker_killed_after_paying_is_finished_by_another_without_paying_again(
         ).json()
         workers.append(start_process(["worker"], env, tmp_path))
         deadline = time.monotonic() + 30
-        while asyncio.run(_call_states(database_url)) != [CallState.RECEIVED] * 2:
+        while [c.state for c in asyncio.run(upstream_calls(database_url))] != [
+            CallState.RECEIVED
+        ] * 2:
             assert time.monotonic() < deadline, "the worker never received the answers"
             time.sleep(0.05)
         workers[0].send_signal(signal.SIGKILL)
