@@ -27,7 +27,7 @@ RUN useradd --create-home --uid 10001 volcimage \
 COPY --from=build /opt/venv /opt/venv
 COPY deploy/entrypoint.sh /usr/local/bin/volcimage-entrypoint
 WORKDIR /app
-USER volcimage
+USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os,urllib.request;urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"BACKEND_PORT\",\"8000\")}/api/v1/health',timeout=4)"]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -147,3 +150,87 @@ class Studio:
 
     async def run(self, **body: Any) -> dict[str, Any]:
         return await wait_for_task(self.client, (await self.generate(**body))["task_id"])
+
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "default.conf.template"
+STATIC_ROOT = ROOT / "src" / "volcimage" / "web" / "static"
+NGINX_MAIN = """user {user};
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    include {tmp}/default.conf;
+}}
+"""
+
+
+def render_nginx_template(values: dict[str, str]) -> str:
+    """What the nginx image's envsubst does with the filter of docker-compose.yml."""
+    text = NGINX_TEMPLATE.read_text()
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    leftover = re.findall(r"\$\{[A-Z_]+\}", text)
+    assert not leftover, f"template variables without a value: {leftover}"
+    return text
+
+
+class Nginx:
+    """The real nginx binary, unprivileged, with the deploy template in front of a backend."""
+
+    BINARY = shutil.which("nginx") or "/usr/sbin/nginx"
+
+    def __init__(self, tmp: Path, backend_port: int, data: Path) -> None:
+        self.dir = tmp / "nginx"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        server = render_nginx_template(
+            {
+                "BACKEND_UPSTREAM": f"127.0.0.1:{backend_port}",
+                "NGINX_PORT": f"127.0.0.1:{self.port}",
+                "STATIC_ROOT": str(STATIC_ROOT),
+                "IMAGE_ROOT": str(data / "images"),
+                "THUMBNAIL_ROOT": str(data / "thumbnails"),
+                "MAX_UPLOAD_SIZE": "32m",
+            }
+        )
+        (self.dir / "default.conf").write_text(server)
+        self.conf = self.dir / "nginx.conf"
+        # workers run as this user (not nginx's default) so they can read the test's files
+        user = pwd.getpwuid(os.getuid()).pw_name
+        self.conf.write_text(NGINX_MAIN.format(tmp=self.dir, user=user))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self, *extra: str) -> list[str]:
+        return [self.BINARY, "-p", str(self.dir), "-c", str(self.conf), *extra]
+
+    def test_config(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command("-t"), capture_output=True, text=True, check=False)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.command("-g", "daemon off;"), stderr=(self.dir / "stderr.log").open("wb")
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url + "/static/favicon.svg", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise AssertionError((self.dir / "error.log").read_text())
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     ENABLE_API_KEY_AUTH: bool = False
     API_KEY: SecretStr | None = None
 
+    # Behind nginx: image files are sent by nginx (X-Accel-Redirect) after the app's checks
+    X_ACCEL_REDIRECT: bool = False
+
     # Thumbnails
     THUMBNAIL_MAX_SIZE: int = Field(400, ge=16, le=4096)
     THUMBNAIL_QUALITY: int = Field(85, ge=1, le=100)

@@ -1,5 +1,5 @@
 """Browser tests: Python Playwright driving Debian's Chromium against a real `volcimage serve`
-in demo mode (SQLite, built-in emulator)."""
+in demo mode (SQLite, built-in emulator) behind the real nginx with the deployment's template."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Server, free_port, process_env
+from tests.support import Nginx, Server, free_port, process_env
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -45,11 +45,17 @@ def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         APP_PORT=port,
         EMULATOR_LATENCY_MS=150,
         LOG_FORMAT="json",
+        X_ACCEL_REDIRECT="true",
     )
     server = Server(["serve"], env, root, port)
-    server.wait_ready()
-    yield server.url
-    server.stop()
+    nginx = Nginx(root, port, root / "data")
+    try:
+        server.wait_ready()
+        nginx.start()
+        yield nginx.url
+    finally:
+        nginx.stop()
+        server.stop()
 
 
 @pytest.fixture

@@ -165,7 +165,7 @@ def test_delete_with_undo(page: Page, studio_url: str) -> None:
     item = page.get_by_test_id("history-item").filter(has_text=prompt)
     item.get_by_test_id("delete-task").click()
     expect(item).to_have_count(0)
-    page.get_by_test_id("toast-action").click()
+    page.get_by_test_id("toast").filter(has_text="已删除").get_by_test_id("toast-action").click()
     expect(item).to_have_count(1)
     page.reload()
     page.get_by_test_id("tab-history").click()

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -146,19 +147,18 @@ async def _delete(task_id: str, session: AsyncSession, state: State) -> Response
 @router.get("/images/{image_id}", response_class=FileResponse, responses=ERRORS)
 async def get_image(
     image_id: str, session: SessionDep, state: StateDep, download: bool = False
-) -> FileResponse:
+) -> Response:
     """The original file; `?download=1` makes it an attachment."""
     image = await service.get_image(session, image_id)
     path = state.store.original_path(image.file_path)
-    if not path.is_file():
-        raise NotFound(f"The file of image {image_id} is missing")
-    filename = f"volcimage-{image_id}{path.suffix}"
-    return FileResponse(
+    return _file(
+        state,
         path,
-        media_type=image.mime_type,
-        filename=filename,
-        content_disposition_type="attachment" if download else "inline",
-        headers={"Cache-Control": "private, max-age=31536000, immutable"},
+        f"/_protected/images/{image.file_path}",
+        image.mime_type,
+        filename=f"volcimage-{image_id}{path.suffix}",
+        disposition="attachment" if download else "inline",
+        missing=f"The file of image {image_id} is missing",
     )
 
 
@@ -210,15 +210,42 @@ async def archive(
 
 
 @router.get("/images/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
-async def get_thumbnail(image_id: str, session: SessionDep, state: StateDep) -> FileResponse:
+async def get_thumbnail(image_id: str, session: SessionDep, state: StateDep) -> Response:
     image = await service.get_image(session, image_id)
-    path = state.store.thumbnail_path(image.thumbnail_path)
+    return _file(
+        state,
+        state.store.thumbnail_path(image.thumbnail_path),
+        f"/_protected/thumbnails/{image.thumbnail_path}",
+        "image/webp",
+        missing=f"The thumbnail of image {image_id} is missing",
+    )
+
+
+def _file(
+    state: State,
+    path: Path,
+    accel_uri: str,
+    media_type: str,
+    *,
+    missing: str,
+    filename: str | None = None,
+    disposition: str = "inline",
+) -> Response:
+    """A stored file, sent by the app or, behind nginx, by nginx after the app's checks."""
     if not path.is_file():
-        raise NotFound(f"The thumbnail of image {image_id} is missing")
+        raise NotFound(missing)
+    headers = {"Cache-Control": "private, max-age=31536000, immutable"}
+    if state.settings.X_ACCEL_REDIRECT:
+        headers["X-Accel-Redirect"] = accel_uri
+        if filename:
+            headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+        return Response(media_type=media_type, headers=headers)
     return FileResponse(
         path,
-        media_type="image/webp",
-        headers={"Cache-Control": "private, max-age=31536000, immutable"},
+        media_type=media_type,
+        filename=filename,
+        content_disposition_type=disposition,
+        headers=headers,
     )
 
 

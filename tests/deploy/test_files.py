@@ -1,0 +1,117 @@
+"""The deployment files, checked without a Docker engine: hadolint on the Dockerfile, the
+compose file against the compose specification, the lock file against pyproject, and the
+container's own start command and health check run outside Docker."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+from packaging.requirements import Requirement
+
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run(
+        [str(BIN / "hadolint"), str(ROOT / "Dockerfile")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    result = subprocess.run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(ROOT / "docker-compose.yml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lock_file_pins_every_runtime_dependency_within_its_range() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    for spec in project["dependencies"]:
+        requirement = Requirement(spec)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in pins, f"{name} is not in requirements.lock"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} vs {spec}"
+
+
+def dockerfile_runtime() -> tuple[dict[str, str], list[str], list[str]]:
+    """The final stage's ENV, ENTRYPOINT + CMD and HEALTHCHECK command."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    final = text.split("\nFROM ")[-1]
+    env: dict[str, str] = {}
+    for line in final.splitlines():
+        if line.startswith("ENV "):
+            for item in shlex.split(line[4:]):
+                key, _, value = item.partition("=")
+                env[key] = value
+    entrypoint = eval(re.search(r"^ENTRYPOINT (\[.*\])$", final, re.M)[1])
+    cmd = eval(re.search(r"^CMD (\[.*\])$", final, re.M)[1])
+    health = eval(re.search(r"HEALTHCHECK .*? CMD (\[.*\])$", final, re.M)[1])
+    return env, entrypoint + cmd, health
+
+
+def test_container_start_command_serves_and_passes_its_health_check(tmp_path: Path) -> None:
+    env, command, health = dockerfile_runtime()
+    assert command == ["volcimage-entrypoint", "serve"]
+    port = free_port()
+    data = tmp_path / "app" / "data"
+    # The image's environment, with /app moved under tmp and the port made free.
+    run_env = {**os.environ, **{k: v.replace("/app/", f"{tmp_path}/app/") for k, v in env.items()}}
+    run_env.update(BACKEND_PORT=str(port), PATH=f"{BIN}:{os.environ['PATH']}")
+    assert run_env["DATABASE_URL"] == f"sqlite+aiosqlite:///{data}/database.db"
+    started = time.monotonic()
+    process = subprocess.Popen(
+        ["sh", str(ROOT / "deploy" / "entrypoint.sh"), *command[1:]],
+        env=run_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() - started < 10, "not ready within 10 s"
+            time.sleep(0.1)
+        print(f"container command ready in {time.monotonic() - started:.1f} s")
+        check = subprocess.run(
+            [sys.executable if health[0] == "python" else health[0], *health[1:]],
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        assert check.returncode == 0, check.stderr
+        assert (data / "database.db").exists()
+        assert process.stdout is not None
+    finally:
+        process.terminate()
+        out = process.communicate(timeout=15)[0].decode()
+    assert '"level": "INFO"' in out, "JSON logs to stdout, as in containers"

@@ -1,0 +1,85 @@
+"""The nginx template of docker-compose, rendered as the nginx image renders it, checked by the
+real binary and exercised in front of a real server."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support import Nginx, Server, free_port
+
+
+def test_rendered_template_passes_nginx_t(tmp_path: Path) -> None:
+    result = Nginx(tmp_path, free_port(), tmp_path / "data").test_config()
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr and "test is successful" in result.stderr
+
+
+def test_page_and_api_through_nginx_keep_the_apps_security_headers(
+    proxied: tuple[Server, Nginx],
+) -> None:
+    _, nginx = proxied
+    page = httpx.get(nginx.url + "/")
+    assert page.status_code == 200 and "volcimage" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers.get_list("x-content-type-options") == ["nosniff"]
+    health = httpx.get(nginx.url + "/api/v1/health").json()
+    assert health["status"] == "ok"
+
+
+def test_static_files_come_from_nginx_compressed(proxied: tuple[Server, Nginx]) -> None:
+    server, nginx = proxied
+    css = httpx.get(nginx.url + "/static/css/app.css", headers={"Accept-Encoding": "gzip"})
+    assert css.status_code == 200
+    assert css.headers["content-encoding"] == "gzip"
+    assert css.headers["cache-control"].startswith("max-age=3600")
+    assert "/static/css/app.css" not in server.log_path.read_text(), "served by the app"
+
+
+def test_images_are_sent_by_nginx_after_the_apps_check(proxied: tuple[Server, Nginx]) -> None:
+    server, nginx = proxied
+    created = httpx.post(
+        nginx.url + "/api/v1/generate",
+        json={"prompt": "through nginx", "model": "seedream-3.0", "num_images": 1},
+    ).json()
+    deadline = time.monotonic() + 30
+    while (task := httpx.get(f"{nginx.url}/api/v1/task/{created['task_id']}").json())[
+        "status"
+    ] != "completed":
+        assert time.monotonic() < deadline, task
+        time.sleep(0.1)
+    image = task["images"][0]
+    direct = httpx.get(server.url + image["url"])
+    assert direct.headers["x-accel-redirect"].startswith("/_protected/images/")
+    assert direct.content == b"", "the app sends no bytes itself"
+
+    original = httpx.get(nginx.url + image["url"] + "?download=1")
+    assert original.status_code == 200 and original.content[:2] == b"\xff\xd8"
+    assert original.headers["content-disposition"].startswith("attachment;")
+    assert "x-accel-redirect" not in original.headers
+    thumb = httpx.get(nginx.url + image["thumbnail_url"])
+    assert thumb.status_code == 200 and thumb.content[8:12] == b"WEBP"
+    hidden = httpx.get(nginx.url + "/_protected/images/" + direct.headers["x-accel-redirect"][19:])
+    assert hidden.status_code == 404, "protected files are not reachable directly"
+    missing = httpx.get(nginx.url + "/api/v1/images/not-an-id")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_events_stream_through_nginx_unbuffered(proxied: tuple[Server, Nginx]) -> None:
+    _, nginx = proxied
+    with httpx.stream("GET", nginx.url + "/api/v1/events", timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert "content-encoding" not in stream.headers
+        lines = stream.iter_lines()
+        assert next(lines) == "event: ready"
+        httpx.post(
+            nginx.url + "/api/v1/generate",
+            json={"prompt": "live through nginx", "model": "seedream-3.0"},
+        )
+        for line in lines:
+            if line.startswith("data: ") and "task.created" in line:
+                assert json.loads(line[6:])["task"]["prompt"] == "live through nginx"
+                break
