@@ -23,10 +23,12 @@ from volcimage.config import Settings, get_settings
 from volcimage.db import create_engine, create_sessionmaker
 from volcimage.errors import RateLimited, VolcImageError
 from volcimage.headers import SecurityHeaders
+from volcimage.metrics import RequestMetrics
 from volcimage.migrate import migrate
 from volcimage.providers.catalog import load_catalog
 from volcimage.providers.registry import build_providers
 from volcimage.storage.files import LocalStore
+from volcimage.system.routes import metrics_router
 from volcimage.system.routes import router as system_router
 from volcimage.tasks.deps import State
 from volcimage.tasks.events import EventBus
@@ -111,8 +113,10 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics)
     app.include_router(tasks_router)
     app.include_router(system_router)
+    app.include_router(metrics_router)
     if state.emulator is not None:
         app.mount("/emulator", state.emulator)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

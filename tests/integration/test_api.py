@@ -169,3 +169,23 @@ async def test_page_is_served(app_client: httpx.AsyncClient) -> None:
     assert (await app_client.get("/docs")).status_code == 200
     schema = (await app_client.get("/openapi.json")).json()
     assert "/api/v1/generate" in schema["paths"]
+
+
+async def test_metrics_count_requests_tasks_upstream_calls_and_storage(
+    app_client: httpx.AsyncClient,
+) -> None:
+    await wait_for_task(app_client, (await generate(app_client, num_images=2))["task_id"])
+    await app_client.get(f"{API}/task/unknown-id")
+    response = await app_client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'volcimage_tasks{status="completed"} 1.0' in text
+    assert "volcimage_queue_depth 0.0" in text
+    assert "volcimage_images 2.0" in text
+    assert 'route="/api/v1/task/{task_id}",status="404"' in text
+    assert (
+        'volcimage_upstream_calls_total{model="seedream-3.0",outcome="ok",provider="ark"}' in text
+    )
+    storage = next(line for line in text.splitlines() if line.startswith("volcimage_storage_bytes"))
+    assert float(storage.split()[1]) > 0

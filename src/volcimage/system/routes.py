@@ -7,16 +7,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from volcimage import __version__
+from volcimage.metrics import render as render_metrics
 from volcimage.tasks.deps import State, get_session, get_state
 from volcimage.tasks.models import Image
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
+metrics_router = APIRouter()
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 StateDep = Annotated[State, Depends(get_state)]
 
@@ -64,6 +66,13 @@ async def system_info(session: SessionDep, state: StateDep) -> SystemInfo:
         models=[m.id for m in state.catalog.models],
         quota=Quota(used=used or 0, limit=None),
     )
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
+async def metrics(session: SessionDep) -> Response:
+    """Prometheus metrics (text exposition format)."""
+    body, content_type = await render_metrics(session)
+    return Response(body, media_type=content_type)
 
 
 @router.get("/health")

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from volcimage.config import Settings
 from volcimage.db import utcnow
 from volcimage.errors import UpstreamError
+from volcimage.metrics import IMAGES_STORED, UPSTREAM_CALLS, UPSTREAM_SECONDS
 from volcimage.providers.base import (
     ImageRequest,
     JobProvider,
@@ -400,6 +402,7 @@ class Runner:
             watermark=bool(task.params.get("watermark", False)),
             upstream_params=model.upstream_params,
         )
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
                 if model.asynchronous:
@@ -431,6 +434,7 @@ class Runner:
                     )
                 )
                 await session.commit()
+            UPSTREAM_CALLS.labels(model.provider, model.id, error.upstream_code).inc()
             log.warning(
                 "upstream call failed",
                 extra={
@@ -440,6 +444,8 @@ class Runner:
                 },
             )
             raise error from None
+        UPSTREAM_CALLS.labels(model.provider, model.id, "ok").inc()
+        UPSTREAM_SECONDS.labels(model.provider, model.id).observe(time.monotonic() - started)
         images = []
         for index, image in enumerate(result.images):
             if image.b64_json:  # keep the paid bytes out of the database, on disk until stored
@@ -564,6 +570,7 @@ class Runner:
                 # Names are content hashes of bytes that embed this task's id: no one else's.
                 await asyncio.to_thread(self.store.delete, original_key, thumbnail_key)
                 return
+        IMAGES_STORED.inc()
         await self._publish(task.pk, "image.stored")
 
     # ---- state changes -------------------------------------------------------------------
