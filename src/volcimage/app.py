@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from volcimage import __version__
+from volcimage.access import AccessControl
+from volcimage.access import router as access_router
 from volcimage.config import Settings, get_settings
 from volcimage.db import create_engine, create_sessionmaker
 from volcimage.errors import RateLimited, VolcImageError
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     )
     app.state.volcimage = state
     _install_error_handlers(app)
+    app.add_middleware(AccessControl, settings=settings)
     origins = [o.strip() for o in settings.ALLOWED_ORIGINS.split(",") if o.strip()]
     app.add_middleware(
         CORSMiddleware,
@@ -114,6 +117,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
+    app.include_router(access_router)
     app.include_router(tasks_router)
     app.include_router(system_router)
     app.include_router(metrics_router)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ARK_DEFAULT_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     ALLOWED_ORIGINS: str = "*"
     ENABLE_API_KEY_AUTH: bool = False
     API_KEY: SecretStr | None = None
+    RATE_LIMIT_PER_MINUTE: int = Field(600, ge=0, description="API requests per client; 0 = off")
 
     # Behind nginx: image files are sent by nginx (X-Accel-Redirect) after the app's checks
     X_ACCEL_REDIRECT: bool = False
@@ -106,6 +107,12 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @model_validator(mode="after")
+    def _api_key_when_required(self) -> Settings:
+        if self.ENABLE_API_KEY_AUTH and self.API_KEY is None:
+            raise ValueError("API_KEY must be set when ENABLE_API_KEY_AUTH is true")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

@@ -38,6 +38,11 @@ class Conflict(VolcImageError):
     code = "conflict"
 
 
+class Unauthorized(VolcImageError):
+    status_code = 401
+    code = "unauthorized"
+
+
 class RateLimited(VolcImageError):
     status_code = 429
     code = "rate_limit_exceeded"

@@ -53,8 +53,8 @@ def test_generate_shows_progress_then_images(
     expect(card.get_by_test_id("gallery-image")).to_have_count(2, timeout=20_000)
     expect(card.get_by_test_id("task-status")).to_have_text("已完成")
     expect(card.get_by_test_id("skeleton")).to_have_count(0)
-    loaded = card.locator("img").first.evaluate("img => img.complete && img.naturalWidth > 0")
-    assert loaded
+    expect(card.locator("img").first).to_have_js_property("complete", True)
+    assert card.locator("img").first.evaluate("img => img.naturalWidth") > 0
     expect(page.get_by_test_id("toast").filter(has_text="完成")).to_be_visible()
     assert errors == []
 

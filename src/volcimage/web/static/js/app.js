@@ -29,6 +29,7 @@
       init.body = JSON.stringify(body);
     }
     const response = await fetch(API + path, init);
+    if (response.status === 401 && path !== "/session") window.dispatchEvent(new CustomEvent("volcimage:unauthorized"));
     if (response.status === 204) return null;
     const data = await response.json().catch(() => null);
     if (!response.ok) throw new ApiError(response.status, data);
@@ -85,6 +86,8 @@
       dialog: "",
       events: null,
       ready: false,
+      apiKey: "",
+      loginError: "",
 
       // ---- start-up -------------------------------------------------------------------------
       async init() {
@@ -102,10 +105,12 @@
           searchTimer = setTimeout(() => this.reloadHistory(), 250);
         }, { deep: true });
         window.addEventListener("pagehide", () => this.flushDeletes());
-        await Promise.all([this.loadModels(), this.loadInfo(), this.loadGallery(), this.loadTags()]);
-        await this.reloadHistory();
+        window.addEventListener("volcimage:unauthorized", () => {
+          this.dialog = "login";
+          this.$nextTick(() => this.$refs.apiKey && this.$refs.apiKey.focus());
+        });
+        await this.loadAll();
         this.ready = true;
-        this.connect();
         const sentinel = this.$refs.historyEnd;
         if (sentinel) {
           new IntersectionObserver((entries) => {
@@ -113,6 +118,24 @@
           }, { root: null, rootMargin: "200px" }).observe(sentinel);
         }
         setInterval(() => this.loadInfo(), 30000);
+      },
+
+      async loadAll() {
+        await Promise.all([this.loadModels(), this.loadInfo(), this.loadGallery(), this.loadTags()]);
+        await this.reloadHistory();
+        this.connect();
+      },
+
+      async login() {
+        this.loginError = "";
+        try {
+          await request("POST", "/session", { api_key: this.apiKey });
+          this.apiKey = "";
+          this.dialog = "";
+          await this.loadAll();
+        } catch (err) {
+          this.loginError = err.status === 401 ? this.t("login.wrong") : err.message;
+        }
       },
 
       async loadModels() {
@@ -130,7 +153,7 @@
         try {
           this.info = await request("GET", "/system/info");
         } catch (err) {
-          this.info.api_connected = false;
+          if (err.status !== 401) this.info.api_connected = false;
         }
       },
 
@@ -695,6 +718,7 @@
         setTimeout(() => this.dismiss(id), action ? UNDO_MS : kind === "error" ? 8000 : 3500);
       },
       toastError(err) {
+        if (err.status === 401) return; // the API key dialog says it
         const hint = err.code ? this.t("hint." + err.code, {}, "") : "";
         this.toast(err.message + (hint ? " — " + hint : ""), "error");
       },
