@@ -57,6 +57,17 @@ async def generate(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
+async def upload(client: httpx.AsyncClient, width: int, height: int, fmt: str = "PNG") -> str:
+    """Uploads a generated picture as a reference image; returns its upload id."""
+    from volcimage.emulator.render import render_image
+
+    data = render_image("a reference", 3, width, height, fmt=fmt)
+    files = {"file": ("ref." + fmt.lower(), data, "application/octet-stream")}
+    response = await client.post("/api/v1/uploads", files=files)
+    assert response.status_code == 201, response.text
+    return str(response.json()["upload_id"])
+
+
 async def wait_for_task(
     client: httpx.AsyncClient, task_id: str, timeout: float = 30.0
 ) -> dict[str, Any]:
@@ -201,6 +212,7 @@ class Nginx:
                 "STATIC_ROOT": str(STATIC_ROOT),
                 "IMAGE_ROOT": str(data / "images"),
                 "THUMBNAIL_ROOT": str(data / "thumbnails"),
+                "UPLOAD_ROOT": str(data / "uploads"),
                 "MAX_UPLOAD_SIZE": "32m",
             }
         )

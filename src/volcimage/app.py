@@ -54,7 +54,7 @@ def build_state(settings: Settings) -> State:
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
         catalog=load_catalog(),
-        store=LocalStore(settings.IMAGE_DIR, settings.THUMBNAIL_DIR),
+        store=LocalStore(settings.IMAGE_DIR, settings.THUMBNAIL_DIR, settings.upload_dir),
         bus=EventBus(),
         emulator=emulator,
     )

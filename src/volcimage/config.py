@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Behind nginx: image files are sent by nginx (X-Accel-Redirect) after the app's checks
     X_ACCEL_REDIRECT: bool = False
 
+    # Reference images sent by users (POST /api/v1/uploads)
+    MAX_UPLOAD_MB: int = Field(10, ge=1, le=100)
+
     # Thumbnails
     THUMBNAIL_MAX_SIZE: int = Field(400, ge=16, le=4096)
     THUMBNAIL_QUALITY: int = Field(85, ge=1, le=100)
@@ -115,6 +118,10 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def upload_dir(self) -> Path:
+        return self.DATA_DIR / "uploads"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
 
@@ -144,7 +151,7 @@ class Settings(BaseSettings):
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
     def ensure_dirs(self) -> None:
-        for path in (self.DATA_DIR, self.IMAGE_DIR, self.THUMBNAIL_DIR):
+        for path in (self.DATA_DIR, self.IMAGE_DIR, self.THUMBNAIL_DIR, self.upload_dir):
             path.mkdir(parents=True, exist_ok=True)
         if self.LOG_FILE is not None:
             self.LOG_FILE.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from volcenginesdkarkruntime.types.images import SequentialImageGenerationOption
 from tests.support import free_port
 from volcimage.config import load_settings
 from volcimage.emulator.app import create_emulator_app
+from volcimage.emulator.render import render_image
 
 SEEDREAM_3 = "doubao-seedream-3-0-t2i-250415"
 SEEDREAM_4 = "doubao-seedream-4-0-250828"
@@ -113,14 +114,40 @@ def test_same_prompt_and_seed_give_the_same_picture(ark: Ark) -> None:
 
 def test_seededit_takes_an_image_and_adaptive_size(ark: Ark) -> None:
     """Fact: SeedEdit 3.0 edits one image (URL or data URL); size only `adaptive`."""
-    data_url = "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()
+    wide = render_image("a street", 1, 1500, 500, fmt="png")
+    data_url = "data:image/png;base64," + base64.b64encode(wide).decode()
     response = ark.images.generate(
         model=SEEDEDIT, prompt="make it snow", image=data_url, size="adaptive"
     )
     assert len(response.data) == 1
+    assert response.data[0].size == "1536x512", "the preset nearest the input's 3:1 ratio"
     with pytest.raises(ArkBadRequestError) as info:
         ark.images.generate(model=SEEDEDIT, prompt="make it snow", size="adaptive")
     assert info.value.code == "InvalidParameter" and info.value.param == "image"
+
+
+def test_reference_images_are_checked_as_documented(ark: Ark) -> None:
+    """Facts: references are data URLs of real pictures; SeedEdit takes one, ratio [1/3, 3];
+    Seedream 4.x takes several (we allow the stricter 10)."""
+    fake = "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()
+    too_wide = render_image("a band", 1, 2000, 500, fmt="png")
+    square = (
+        "data:image/png;base64,"
+        + base64.b64encode(render_image("a tile", 2, 256, 256, fmt="png")).decode()
+    )
+    cases = [
+        (SEEDEDIT, fake),
+        (SEEDEDIT, "data:image/png;base64," + base64.b64encode(too_wide).decode()),
+        (SEEDEDIT, [square, square]),
+        (SEEDREAM_4, [square] * 11),
+        (SEEDREAM_3, square),
+    ]
+    for model, image in cases:
+        with pytest.raises(ArkBadRequestError) as info:
+            ark.images.generate(model=model, prompt="x", image=image)
+        assert info.value.param == "image", (model, info.value)
+    ok = ark.images.generate(model=SEEDREAM_4, prompt="blend", image=[square] * 3, size="2K")
+    assert len(ok.data) == 1
 
 
 async def test_group_generation_returns_max_images(async_ark: AsyncArk) -> None:

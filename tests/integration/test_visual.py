@@ -25,6 +25,7 @@ from tests.support import (
     free_port,
     process_env,
     start_process,
+    upload,
     upstream_calls,
     wait_for_task,
 )
@@ -41,7 +42,12 @@ async def test_every_catalog_model_generates_through_the_app(
     app_client: httpx.AsyncClient, model_id: str
 ) -> None:
     model = CATALOG.get(model_id)
-    body = {"prompt": f"a paper boat, {model_id}", "model": model_id, "num_images": 2}
+    body: dict[str, Any] = {"prompt": f"a paper boat, {model_id}", "model": model_id}
+    body["num_images"] = 2
+    expected_size = model.default_dimensions
+    if model.min_reference_images:
+        body["reference_images"] = [await upload(app_client, 1200, 800)]
+        expected_size = (1248, 832)  # SeedEdit's adaptive size nearest the reference's 3:2
     created = await app_client.post("/api/v1/generate", json=body)
     assert created.status_code == 201, created.text
     task = await wait_for_task(app_client, created.json()["task_id"])
@@ -50,8 +56,8 @@ async def test_every_catalog_model_generates_through_the_app(
     for image in task["images"]:
         original = await app_client.get(image["url"])
         with PILImage.open(io.BytesIO(original.content)) as picture:
-            assert picture.size == model.default_dimensions
-        assert (image["width"], image["height"]) == model.default_dimensions
+            assert picture.size == expected_size
+        assert (image["width"], image["height"]) == expected_size
         metadata = read_metadata(original.content)
         assert metadata["model"] == model_id and metadata["prompt"] == body["prompt"]
         thumb = await app_client.get(image["thumbnail_url"])

@@ -54,7 +54,7 @@ def test_write_atomic_leaves_no_temp_files(tmp_path: Path) -> None:
 
 
 def test_local_store_keys_are_relative_and_cannot_escape(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "img", tmp_path / "thumb")
+    store = LocalStore(tmp_path / "img", tmp_path / "thumb", tmp_path / "up")
     key = store.save_original(b"data", "ab" + "0" * 62, ".jpg")
     assert key == "ab/ab" + "0" * 62 + ".jpg"
     assert store.original_path(key).read_bytes() == b"data"

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from volcimage.config import Settings, get_settings
+from volcimage.emulator.references import check_picture, decode_reference
 from volcimage.emulator.render import render_image
 from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, add_visual_routes
 
@@ -44,11 +45,15 @@ class ArkModel:
     seed_and_scale: bool = True
     needs_image: bool = False
     groups: bool = False
+    max_references: int = 0
+    reference_ratio: tuple[float, float] = (1 / 16, 16)
 
 
 MODELS = {
     "doubao-seedream-3-0-t2i-250415": ArkModel("sides", (1024, 1024)),
-    "doubao-seededit-3-0-i2i-250628": ArkModel("adaptive", (1024, 1024), needs_image=True),
+    "doubao-seededit-3-0-i2i-250628": ArkModel(
+        "adaptive", (1024, 1024), needs_image=True, max_references=1, reference_ratio=(1 / 3, 3)
+    ),
     "doubao-seedream-4-0-250828": ArkModel(
         "area",
         (2048, 2048),
@@ -56,6 +61,7 @@ MODELS = {
         named=("1K", "2K", "4K"),
         seed_and_scale=False,
         groups=True,
+        max_references=10,
     ),
     "doubao-seedream-4-5-251128": ArkModel(
         "area",
@@ -64,6 +70,7 @@ MODELS = {
         named=("2K", "4K"),
         seed_and_scale=False,
         groups=True,
+        max_references=10,
     ),
 }
 
@@ -214,6 +221,7 @@ class Plan:
     prompt: str
     count: int
     response_format: str
+    reference: bytes | None = None
 
 
 def _check_auth(request: Request) -> None:
@@ -255,7 +263,10 @@ def _validate(body: dict[str, Any]) -> Plan:
         raise _invalid("prompt", f"prompt must be 1–{MAX_PROMPT} characters")
     if spec.needs_image and not body.get("image"):
         raise _invalid("image", "this model edits an image: `image` is required")
+    references = _references(spec, body.get("image"))
     width, height = _size(spec, body.get("size"))
+    if spec.sizes == "adaptive" and references:
+        width, height = _adaptive_size(references[0])
     seed = body.get("seed", -1)
     if not isinstance(seed, int) or not -1 <= seed <= MAX_SEED:
         raise _invalid("seed", f"seed must be an integer in [-1, {MAX_SEED}]")
@@ -275,7 +286,38 @@ def _validate(body: dict[str, Any]) -> Plan:
             )
     if seed == -1:
         seed = random.randint(0, MAX_SEED)
-    return Plan(model_id, width, height, seed, prompt, count, response_format)
+    reference = next((r for r in references if r is not None), None)
+    return Plan(model_id, width, height, seed, prompt, count, response_format, reference)
+
+
+# SeedEdit's `adaptive` size: the preset nearest to the input's aspect ratio.
+ADAPTIVE_SIZES = [
+    (1024, 1024), (864, 1152), (1152, 864), (1280, 720), (720, 1280),
+    (832, 1248), (1248, 832), (1512, 648), (648, 1512), (1536, 512), (512, 1536),
+]  # fmt: skip
+
+
+def _references(spec: ArkModel, value: Any) -> list[bytes | None]:
+    if value is None:
+        return []
+    if spec.max_references == 0:
+        raise _invalid("image", "this model does not take reference images")
+    items = value if isinstance(value, list) else [value]
+    if spec.max_references == 1 and isinstance(value, list):
+        raise _invalid("image", "this model takes a single image, not a list")
+    if not 1 <= len(items) <= spec.max_references:
+        raise _invalid("image", f"give 1–{spec.max_references} images")
+    try:
+        return [decode_reference(item, *spec.reference_ratio) for item in items]
+    except ValueError as exc:
+        raise _invalid("image", str(exc)) from None
+
+
+def _adaptive_size(reference: bytes | None) -> tuple[int, int]:
+    if reference is None:
+        return ADAPTIVE_SIZES[0]
+    width, height = check_picture(reference, 0, float("inf"))
+    return min(ADAPTIVE_SIZES, key=lambda size: abs(size[0] / size[1] - width / height))
 
 
 def _invalid(param: str, message: str) -> ArkError:
@@ -356,7 +398,9 @@ def _error(exc: ArkError, request_id: str) -> JSONResponse:
 
 
 def _make_image(plan: Plan, index: int, state: EmulatorState, base: str) -> dict[str, Any]:
-    data = render_image(plan.prompt, plan.seed + index, plan.width, plan.height)
+    data = render_image(
+        plan.prompt, plan.seed + index, plan.width, plan.height, reference=plan.reference
+    )
     item: dict[str, Any] = {"size": f"{plan.width}x{plan.height}"}
     if plan.response_format == "b64_json":
         item["b64_json"] = base64.b64encode(data).decode("ascii")

@@ -6,7 +6,7 @@ import hashlib
 import io
 import random
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 SKETCH = 192  # drawn small, then scaled: fast at 4096², smooth like a painting
 
@@ -16,8 +16,16 @@ def _palette(prompt: str) -> list[tuple[int, int, int]]:
     return [(digest[i], digest[i + 1], digest[i + 2]) for i in range(0, 18, 3)]
 
 
-def render_image(prompt: str, seed: int, width: int, height: int, fmt: str = "jpeg") -> bytes:
-    """A width × height picture drawn from (prompt, seed); JPEG or PNG bytes."""
+def render_image(
+    prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    fmt: str = "jpeg",
+    reference: bytes | None = None,
+) -> bytes:
+    """A width × height picture drawn from (prompt, seed); JPEG or PNG bytes. With a reference
+    image, the picture is painted over it, so an edit visibly keeps its source."""
     colours = _palette(prompt)
     rng = random.Random(f"{prompt}\x00{seed}")
     scale = SKETCH / max(width, height)
@@ -42,6 +50,10 @@ def render_image(prompt: str, seed: int, width: int, height: int, fmt: str = "jp
             draw.rectangle(box, fill=colour)
     sketch = sketch.filter(ImageFilter.GaussianBlur(1.2))
     picture = sketch.resize((width, height), Image.Resampling.BICUBIC)
+    if reference is not None:
+        with Image.open(io.BytesIO(reference)) as source:
+            base = ImageOps.fit(source.convert("RGB"), (width, height))
+        picture = Image.blend(base, picture, 0.35)
     out = io.BytesIO()
     if fmt.lower() == "png":
         picture.save(out, "PNG", optimize=False, compress_level=1)

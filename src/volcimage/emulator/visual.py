@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, quote
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from volcimage.emulator.references import check_picture
 from volcimage.emulator.render import render_image
 
 REGION = "cn-north-1"
@@ -51,11 +52,17 @@ class VisualModel:
     steps: tuple[float, float] | None = None
     synchronous: bool = False
     required: dict[str, str] = field(default_factory=dict)
+    max_references: int = 0
 
 
 MODELS = {
     "jimeng_t2i_v40": VisualModel(
-        "area", (2048, 2048), min_pixels=1024**2, max_pixels=4096**2, scale=(0, 1)
+        "area",
+        (2048, 2048),
+        min_pixels=1024**2,
+        max_pixels=4096**2,
+        scale=(0, 1),
+        max_references=10,
     ),
     "jimeng_t2i_v31": VisualModel("sides", (1328, 1328), max_side=2560),
     "jimeng_t2i_v30": VisualModel("sides", (1328, 1328), max_side=2560),
@@ -103,6 +110,7 @@ class Job:
     seed: int
     created: float
     fault: str | None
+    reference: bytes | None = None
     images: list[str] | None = None
 
 
@@ -309,7 +317,25 @@ def _job(body: dict[str, Any], fault: str | None) -> Job:
     if seed == -1:
         seed = random.randint(0, MAX_SEED)
     spoil = fault if fault in RESULT_FAULTS else None
-    return Job(str(req_key), prompt, width, height, seed, time.monotonic(), spoil)
+    reference = _reference(spec, body.get("binary_data_base64"))
+    return Job(str(req_key), prompt, width, height, seed, time.monotonic(), spoil, reference)
+
+
+def _reference(spec: VisualModel, value: Any) -> bytes | None:
+    """The first input image (`binary_data_base64`), after checking every one."""
+    if not value:
+        return None
+    if not isinstance(value, list) or len(value) > spec.max_references:
+        raise _invalid(f"binary_data_base64 takes at most {spec.max_references} images")
+    pictures = []
+    for item in value:
+        try:
+            data = base64.b64decode(str(item), validate=True)
+            check_picture(data, 1 / 3, 3)
+        except ValueError as exc:
+            raise _invalid(f"binary_data_base64: {exc}") from None
+        pictures.append(data)
+    return pictures[0]
 
 
 def _check_size(spec: VisualModel, width: int, height: int) -> None:
@@ -325,7 +351,9 @@ def _check_size(spec: VisualModel, width: int, height: int) -> None:
 
 def _render(state: VisualState, job: Job) -> list[str]:
     if job.images is None:
-        picture = render_image(job.prompt, job.seed, job.width, job.height, fmt="png")
+        picture = render_image(
+            job.prompt, job.seed, job.width, job.height, fmt="png", reference=job.reference
+        )
         job.images = [base64.b64encode(picture).decode()]
         state.images_generated += 1
     return job.images

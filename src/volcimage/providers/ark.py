@@ -59,6 +59,10 @@ class ArkProvider:
             kwargs["guidance_scale"] = request.scale
         if "seedream-4" in request.upstream_model:
             kwargs["sequential_image_generation"] = "disabled"
+        if request.reference_images:
+            refs = list(request.reference_images)
+            kwargs["image"] = refs[0] if len(refs) == 1 else refs
+        kwargs.update(request.upstream_params)
         try:
             response = await self._client.images.generate(**kwargs)
         except ArkAPIStatusError as exc:

@@ -20,6 +20,7 @@ class ImageRequest:
     negative_prompt: str | None = None
     watermark: bool = False
     upstream_params: dict[str, Any] = field(default_factory=dict)
+    reference_images: tuple[str, ...] = ()  # data URLs
 
 
 @dataclass

@@ -15,7 +15,8 @@ Param = Literal["seed", "scale", "steps", "negative_prompt", "watermark"]
 
 
 class SizeRule(BaseModel):
-    mode: Literal["sides", "area"]
+    # adaptive: the output follows the reference image; no size is asked for
+    mode: Literal["sides", "area", "adaptive"]
     min_side: int = 1
     max_side: int = 65536
     min_pixels: int = 1
@@ -25,6 +26,8 @@ class SizeRule(BaseModel):
 
     def check(self, width: int, height: int) -> str | None:
         """Why (width, height) is not allowed, or None."""
+        if self.mode == "adaptive":
+            return "the size follows the reference image; give no width or height"
         if self.mode == "sides":
             for side in (width, height):
                 if not self.min_side <= side <= self.max_side:
@@ -70,6 +73,8 @@ class ModelInfo(BaseModel):
     # Visual API models run as submit-then-poll jobs unless they answer at once (CVProcess).
     asynchronous: bool = False
     upstream_params: dict[str, Any] = {}
+    min_reference_images: int = 0
+    max_reference_images: int = 0
 
     @property
     def default_dimensions(self) -> tuple[int, int]:

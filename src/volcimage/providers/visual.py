@@ -104,6 +104,8 @@ class VisualProvider:
             body["negative_prompt"] = request.negative_prompt
         if request.watermark:
             body["logo_info"] = {"add_logo": True}
+        if request.reference_images:
+            body["binary_data_base64"] = [url.split(",", 1)[1] for url in request.reference_images]
         return {**body, **request.upstream_params}
 
     async def _call(self, action: str, body: dict[str, Any], job: bool = False) -> dict[str, Any]:

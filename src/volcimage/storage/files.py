@@ -1,4 +1,5 @@
-"""Local file storage: atomic writes under content-hash names."""
+"""Local file storage: atomic writes under content-hash names (originals, thumbnails and
+uploaded reference images)."""
 
 from __future__ import annotations
 
@@ -45,15 +46,22 @@ def remove_quietly(path: Path) -> None:
 class LocalStore:
     """Originals and thumbnails on the local disk, addressed by relative keys (`ab/abcd….jpg`)."""
 
-    def __init__(self, image_dir: Path, thumbnail_dir: Path) -> None:
+    def __init__(self, image_dir: Path, thumbnail_dir: Path, upload_dir: Path) -> None:
         self.image_dir = image_dir.resolve()
         self.thumbnail_dir = thumbnail_dir.resolve()
+        self.upload_dir = upload_dir.resolve()
 
     def save_original(self, data: bytes, digest: str, suffix: str) -> str:
         return self._save(self.image_dir, data, digest, suffix)
 
     def save_thumbnail(self, data: bytes, digest: str) -> str:
         return self._save(self.thumbnail_dir, data, digest, ".webp")
+
+    def save_upload(self, data: bytes, digest: str, suffix: str) -> str:
+        return self._save(self.upload_dir, data, digest, suffix)
+
+    def upload_path(self, key: str) -> Path:
+        return self._resolve(self.upload_dir, key)
 
     def original_path(self, key: str) -> Path:
         return self._resolve(self.image_dir, key)

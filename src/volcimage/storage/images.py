@@ -43,7 +43,7 @@ def prepare(raw: bytes, parameters: dict[str, Any], thumb_size: int, quality: in
             fmt = probe.format or ""
             probe.load()  # decodes fully: a truncated download fails here
             width, height = probe.size
-            thumbnail = _thumbnail(probe, thumb_size, quality)
+            thumbnail = make_thumbnail(probe, thumb_size, quality)
     except (OSError, SyntaxError, PILImage.DecompressionBombError) as exc:
         raise UpstreamError(
             f"The downloaded image is damaged ({type(exc).__name__})",
@@ -60,7 +60,7 @@ def prepare(raw: bytes, parameters: dict[str, Any], thumb_size: int, quality: in
     return StoredImage(data, digest, MIME[fmt], width, height, thumbnail)
 
 
-def _thumbnail(image: PILImage.Image, size: int, quality: int) -> bytes:
+def make_thumbnail(image: PILImage.Image, size: int, quality: int) -> bytes:
     thumb = image.convert("RGB") if image.mode not in ("RGB", "RGBA") else image.copy()
     thumb.thumbnail((size, size), PILImage.Resampling.LANCZOS)
     out = io.BytesIO()

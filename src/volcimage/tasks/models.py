@@ -1,4 +1,5 @@
-"""Tables: `tasks` (also the queue), `upstream_calls` (one per paid call), `images`, `user_tags`."""
+"""Tables: `tasks` (also the queue), `upstream_calls` (one per paid call), `images`, `user_tags`,
+`uploads`."""
 
 from __future__ import annotations
 
@@ -155,3 +156,22 @@ class UserTag(Base):
         Index("idx_image_id_fk", "image_id"),
         Index("idx_tag_name", "tag_name"),
     )
+
+
+class Upload(Base):
+    """A reference image a user sent, cleaned (see storage/uploads.py), kept by content hash."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    upload_id: Mapped[str] = mapped_column(String(36), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    file_path: Mapped[str] = mapped_column(String(255))
+    thumbnail_path: Mapped[str] = mapped_column(String(255))
+    mime_type: Mapped[str] = mapped_column(String(50))
+    file_size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("idx_uploads_hash", "content_hash"),)

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
@@ -17,6 +17,7 @@ from zipstream import ZipStream
 
 from volcimage.db import utcnow
 from volcimage.errors import NotFound, ValidationError
+from volcimage.storage.uploads import clean_upload
 from volcimage.tasks import service
 from volcimage.tasks.deps import State, get_session, get_state
 from volcimage.tasks.models import TaskStatus
@@ -29,8 +30,10 @@ from volcimage.tasks.schemas import (
     TagCount,
     TaskList,
     TaskPublic,
+    UploadPublic,
     image_public,
     task_public,
+    upload_public,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
@@ -246,6 +249,52 @@ def _file(
         filename=filename,
         content_disposition_type=disposition,
         headers=headers,
+    )
+
+
+@router.post("/uploads", status_code=201, response_model=UploadPublic, responses=ERRORS)
+async def upload(
+    session: SessionDep,
+    state: StateDep,
+    file: Annotated[UploadFile, File(description="A JPEG, PNG or WebP reference image")],
+) -> UploadPublic:
+    """Keeps a reference image for image-to-image models: its type is read from the bytes,
+    its size and pixels are bounded, its metadata (EXIF) is removed."""
+    limit = state.settings.MAX_UPLOAD_MB * 1024 * 1024
+    raw = await file.read(limit + 1)
+    clean = await asyncio.to_thread(
+        clean_upload,
+        raw,
+        limit,
+        state.settings.THUMBNAIL_MAX_SIZE,
+        state.settings.THUMBNAIL_QUALITY,
+    )
+    stored = await service.save_upload(session, state.store, clean)
+    await session.commit()
+    return upload_public(stored)
+
+
+@router.get("/uploads/{upload_id}", response_class=FileResponse, responses=ERRORS)
+async def get_upload(upload_id: str, session: SessionDep, state: StateDep) -> Response:
+    stored = await service.get_upload(session, upload_id)
+    return _file(
+        state,
+        state.store.upload_path(stored.file_path),
+        f"/_protected/uploads/{stored.file_path}",
+        stored.mime_type,
+        missing=f"The file of upload {upload_id} is missing",
+    )
+
+
+@router.get("/uploads/{upload_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
+async def get_upload_thumbnail(upload_id: str, session: SessionDep, state: StateDep) -> Response:
+    stored = await service.get_upload(session, upload_id)
+    return _file(
+        state,
+        state.store.thumbnail_path(stored.thumbnail_path),
+        f"/_protected/thumbnails/{stored.thumbnail_path}",
+        "image/webp",
+        missing=f"The thumbnail of upload {upload_id} is missing",
     )
 
 

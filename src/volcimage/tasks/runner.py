@@ -45,7 +45,7 @@ from volcimage.storage.images import SUFFIX, prepare
 from volcimage.tasks.events import EventBus
 from volcimage.tasks.models import CallState, Image, Task, TaskStatus, UpstreamCall
 from volcimage.tasks.schemas import task_public
-from volcimage.tasks.service import get_task_by_pk
+from volcimage.tasks.service import get_task_by_pk, reference_file
 
 log = logging.getLogger("volcimage.runner")
 
@@ -390,20 +390,21 @@ class Runner:
     async def _call_upstream(
         self, task: _TaskSnapshot, model: ModelInfo, provider: Provider, call: UpstreamCall
     ) -> None:
-        request = ImageRequest(
-            upstream_model=model.upstream_id,
-            prompt=task.prompt,
-            width=task.width,
-            height=task.height,
-            seed=slot_seed(task.seed, call.slot),
-            scale=task.scale,
-            steps=task.steps,
-            negative_prompt=task.negative_prompt,
-            watermark=bool(task.params.get("watermark", False)),
-            upstream_params=model.upstream_params,
-        )
         started = time.monotonic()
         try:
+            request = ImageRequest(
+                upstream_model=model.upstream_id,
+                prompt=task.prompt,
+                width=task.width,
+                height=task.height,
+                seed=slot_seed(task.seed, call.slot),
+                scale=task.scale,
+                steps=task.steps,
+                negative_prompt=task.negative_prompt,
+                watermark=bool(task.params.get("watermark", False)),
+                upstream_params=model.upstream_params,
+                reference_images=await self._references(task),
+            )
             async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
                 if model.asynchronous:
                     result = await self._submit_and_poll(provider, request, call)
@@ -471,6 +472,22 @@ class Runner:
             "upstream answered",
             extra={"task_id": task.task_id, "slot": call.slot, "images": len(images)},
         )
+
+    async def _references(self, task: _TaskSnapshot) -> tuple[str, ...]:
+        """The task's reference images as data URLs; final failure if one is gone."""
+        urls = []
+        for ref in task.params.get("reference_images") or []:
+            async with self.sessionmaker() as session:
+                found = await reference_file(session, self.store, ref)
+            if found is None or not found[0].is_file():
+                raise UpstreamError(
+                    f"Reference image {ref['id']} no longer exists",
+                    upstream_code="ReferenceGone",
+                    retryable=False,
+                )
+            data = await asyncio.to_thread(found[0].read_bytes)
+            urls.append(f"data:{found[1]};base64,{base64.b64encode(data).decode('ascii')}")
+        return tuple(urls)
 
     async def _submit_and_poll(
         self, provider: Provider, request: ImageRequest, call: UpstreamCall

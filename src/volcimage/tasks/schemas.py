@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from volcimage.tasks.models import Image, Task
+from volcimage.tasks.models import Image, Task, Upload
 
 
 class GenerateRequest(BaseModel):
@@ -38,6 +38,11 @@ class GenerateRequest(BaseModel):
     scale: float | None = Field(None, ge=0, le=100)
     seed: int | None = Field(None, ge=-1, le=2147483647)
     watermark: bool = False
+    reference_images: list[str] = Field(
+        default_factory=list,
+        max_length=14,
+        description="Ids from POST /uploads or of stored images, for models that take them",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -51,6 +56,31 @@ class GenerateRequest(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+
+class UploadPublic(BaseModel):
+    upload_id: str
+    url: str
+    thumbnail_url: str
+    width: int
+    height: int
+    file_size: int
+    mime_type: str
+    created_at: datetime
+
+
+def upload_public(upload: Upload) -> UploadPublic:
+    base = f"/api/v1/uploads/{upload.upload_id}"
+    return UploadPublic(
+        upload_id=upload.upload_id,
+        url=base,
+        thumbnail_url=f"{base}/thumbnail",
+        width=upload.width,
+        height=upload.height,
+        file_size=upload.file_size,
+        mime_type=upload.mime_type,
+        created_at=upload.created_at,
+    )
 
 
 class GenerateResponse(BaseModel):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +15,9 @@ from volcimage.config import Settings
 from volcimage.db import utcnow
 from volcimage.errors import Conflict, NotFound, RateLimited, ValidationError
 from volcimage.providers.catalog import Catalog, ModelInfo
-from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, UserTag
+from volcimage.storage.files import LocalStore
+from volcimage.storage.uploads import CleanUpload
+from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
 from volcimage.tasks.schemas import GenerateRequest, ImageUpdate
 
 ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING, TaskStatus.RETRYING)
@@ -34,19 +38,20 @@ def check_request(request: GenerateRequest, catalog: Catalog) -> tuple[ModelInfo
             f"{model.name} makes at most {model.max_images} images per task",
             {"field": "num_images", "max": model.max_images},
         )
-    default_w, default_h = model.default_dimensions
-    if (request.width is None) != (request.height is None):
+    refs = request.reference_images
+    low, high = model.min_reference_images, model.max_reference_images
+    if not low <= len(refs) <= high:
+        if high == 0:
+            message = f"{model.name} does not take reference images"
+        elif low == high:
+            message = f"{model.name} takes exactly {low} reference image(s)"
+        else:
+            message = f"{model.name} takes {low}–{high} reference images"
         raise ValidationError(
-            "Give both width and height, or neither",
-            {"field": "width" if request.width else "height"},
+            f"{message} (got {len(refs)})",
+            {"field": "reference_images", "min": low, "max": high},
         )
-    width, height = request.width or default_w, request.height or default_h
-    problem = model.size_rule.check(width, height)
-    if problem:
-        raise ValidationError(
-            f"Size {width}x{height} is not allowed for {model.name}: {problem}",
-            {"field": "size", "width": width, "height": height},
-        )
+    width, height = _checked_size(request, model)
     given = {
         "seed": request.seed,
         "scale": request.scale,
@@ -70,6 +75,30 @@ def check_request(request: GenerateRequest, catalog: Catalog) -> tuple[ModelInfo
     return model, width, height
 
 
+def _checked_size(request: GenerateRequest, model: ModelInfo) -> tuple[int, int]:
+    default_w, default_h = model.default_dimensions
+    if model.size_rule.mode == "adaptive":
+        if request.width is not None or request.height is not None:
+            raise ValidationError(
+                f"{model.name} takes no size: the result follows the reference image",
+                {"field": "width"},
+            )
+        return default_w, default_h
+    if (request.width is None) != (request.height is None):
+        raise ValidationError(
+            "Give both width and height, or neither",
+            {"field": "width" if request.width else "height"},
+        )
+    width, height = request.width or default_w, request.height or default_h
+    problem = model.size_rule.check(width, height)
+    if problem:
+        raise ValidationError(
+            f"Size {width}x{height} is not allowed for {model.name}: {problem}",
+            {"field": "size", "width": width, "height": height},
+        )
+    return width, height
+
+
 async def create_task(
     session: AsyncSession, request: GenerateRequest, catalog: Catalog, settings: Settings
 ) -> Task:
@@ -81,6 +110,10 @@ async def create_task(
         raise RateLimited(
             f"The queue is full ({waiting} tasks waiting); try again shortly", retry_after=30
         )
+    references = [await _reference(session, ref) for ref in request.reference_images]
+    if references and model.size_rule.mode == "adaptive":
+        first = references[0][1]
+        width, height = first.width, first.height
     task = Task(
         task_id=str(uuid.uuid4()),
         status=TaskStatus.PENDING,
@@ -93,7 +126,14 @@ async def create_task(
         steps=request.steps,
         scale=request.scale,
         seed=request.seed,
-        params={"watermark": request.watermark, "provider": model.provider},
+        params={
+            "watermark": request.watermark,
+            "provider": model.provider,
+            "reference_images": [
+                {"kind": kind, "id": ref_id}
+                for (kind, _), ref_id in zip(references, request.reference_images, strict=True)
+            ],
+        },
         result_images=[],
         run_after=utcnow(),
         images=[],
@@ -102,6 +142,57 @@ async def create_task(
     session.add(task)
     await session.flush()
     return task
+
+
+async def _reference(session: AsyncSession, ref_id: str) -> tuple[str, Upload | Image]:
+    """An upload or a stored image, by id; a 400 naming the id when it is neither."""
+    upload = await session.scalar(select(Upload).where(Upload.upload_id == ref_id))
+    if upload is not None:
+        return "upload", upload
+    image = await session.scalar(select(Image).where(Image.image_id == ref_id))
+    if image is not None:
+        return "image", image
+    raise ValidationError(
+        f"Reference image {ref_id} does not exist (upload it first with POST /api/v1/uploads)",
+        {"field": "reference_images", "id": ref_id},
+    )
+
+
+async def reference_file(
+    session: AsyncSession, store: LocalStore, ref: dict[str, str]
+) -> tuple[Path, str] | None:
+    """(path, MIME type) of a task's reference image, or None if it is gone."""
+    if ref["kind"] == "upload":
+        upload = await session.scalar(select(Upload).where(Upload.upload_id == ref["id"]))
+        return (store.upload_path(upload.file_path), upload.mime_type) if upload else None
+    image = await session.scalar(select(Image).where(Image.image_id == ref["id"]))
+    return (store.original_path(image.file_path), image.mime_type) if image else None
+
+
+async def save_upload(session: AsyncSession, store: LocalStore, clean: CleanUpload) -> Upload:
+    suffix = ".jpg" if clean.mime_type == "image/jpeg" else ".png"
+    file_key = await asyncio.to_thread(store.save_upload, clean.data, clean.digest, suffix)
+    thumb_key = await asyncio.to_thread(store.save_thumbnail, clean.thumbnail, clean.digest)
+    upload = Upload(
+        upload_id=str(uuid.uuid4()),
+        content_hash=clean.digest,
+        file_path=file_key,
+        thumbnail_path=thumb_key,
+        mime_type=clean.mime_type,
+        file_size=len(clean.data),
+        width=clean.width,
+        height=clean.height,
+    )
+    session.add(upload)
+    await session.flush()
+    return upload
+
+
+async def get_upload(session: AsyncSession, upload_id: str) -> Upload:
+    upload = await session.scalar(select(Upload).where(Upload.upload_id == upload_id))
+    if upload is None:
+        raise NotFound(f"Upload {upload_id} does not exist")
+    return upload
 
 
 def estimate_seconds(task: Task, queued_ahead: int, concurrency: int) -> int:
