@@ -11,6 +11,8 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from volcimage.emulator.render import render_image
+
 pytestmark = pytest.mark.e2e
 
 
@@ -249,3 +251,28 @@ def test_first_load_is_small(page: Page, studio_url: str) -> None:
     total = sum(size for _, size in entries)
     print(f"first load: {len(entries)} responses, {total / 1024:.1f} KB transferred")
     assert len(entries) >= 8 and 0 < total < 150 * 1024, entries
+
+
+def test_reference_images_by_file_and_from_the_viewer(page: Page, studio_url: str) -> None:
+    open_studio(page, studio_url)
+    page.get_by_test_id("model-select").select_option("seededit-3.0")
+    expect(page.get_by_test_id("references")).to_be_visible()
+    expect(page.get_by_test_id("size-presets")).to_be_hidden()
+    picture = render_image("a red bicycle", 4, 600, 800, fmt="png")
+    page.get_by_test_id("reference-input").set_input_files(
+        files=[{"name": "bike.png", "mimeType": "image/png", "buffer": picture}]
+    )
+    expect(page.get_by_test_id("reference")).to_have_count(1)
+    prompt = unique("make it snow")
+    page.get_by_test_id("prompt").fill(prompt)
+    page.get_by_test_id("generate").click()
+    card = page.get_by_test_id("gallery-task").filter(has_text=prompt)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
+
+    card.get_by_test_id("gallery-image").click()
+    page.get_by_test_id("viewer-reference").click()  # seededit takes one: it replaces the first
+    expect(page.get_by_test_id("viewer")).to_be_hidden()
+    expect(page.get_by_test_id("reference")).to_have_count(1)
+    page.get_by_test_id("model-select").select_option("seedream-4.0")
+    expect(page.get_by_test_id("size-presets")).to_be_visible()
+    expect(page.get_by_test_id("reference")).to_have_count(1)

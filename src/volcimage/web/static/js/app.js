@@ -70,7 +70,10 @@
         steps: "",
         scale: "",
         watermark: false,
+        references: [],
       },
+      uploading: 0,
+      dragging: false,
       submitting: false,
       gallery: [],
       history: { items: [], page: 0, total: 0, loading: false, done: false },
@@ -105,6 +108,7 @@
           searchTimer = setTimeout(() => this.reloadHistory(), 250);
         }, { deep: true });
         window.addEventListener("pagehide", () => this.flushDeletes());
+        window.addEventListener("paste", (event) => this.onPaste(event));
         window.addEventListener("volcimage:unauthorized", () => {
           this.dialog = "login";
           this.$nextTick(() => this.$refs.apiKey && this.$refs.apiKey.focus());
@@ -224,9 +228,80 @@
         if (!model) return;
         if (!model.size_presets.includes(this.form.size)) this.form.size = model.default_size;
         this.form.num_images = Math.min(this.form.num_images, model.max_images);
+        this.form.references = this.form.references.slice(0, model.max_reference_images);
         this.form.scale = model.scale ? model.scale.default : "";
         this.form.steps = model.steps ? model.steps.default : "";
         if (this.form.custom) this.checkCustomSize();
+      },
+      adaptiveSize() {
+        const model = this.currentModel();
+        return !!model && model.size_rule.mode === "adaptive";
+      },
+      maxRefs() {
+        const model = this.currentModel();
+        return model ? model.max_reference_images : 0;
+      },
+      minRefs() {
+        const model = this.currentModel();
+        return model ? model.min_reference_images : 0;
+      },
+      refsLabel() {
+        return this.t("refs.count", { n: this.form.references.length, max: this.maxRefs() });
+      },
+      onDrop(event) {
+        this.dragging = false;
+        this.addFiles(event.dataTransfer ? event.dataTransfer.files : []);
+      },
+      onPick(event) {
+        this.addFiles(event.target.files || []);
+        event.target.value = "";
+      },
+      onPaste(event) {
+        if (!this.maxRefs() || !event.clipboardData) return;
+        const files = [...event.clipboardData.files].filter((f) => f.type.startsWith("image/"));
+        if (files.length) {
+          event.preventDefault();
+          this.addFiles(files);
+        }
+      },
+      async addFiles(files) {
+        for (const file of [...files]) {
+          if (this.form.references.length + this.uploading >= this.maxRefs()) {
+            this.toast(this.t("refs.full", { max: this.maxRefs() }), "error");
+            return;
+          }
+          this.uploading++;
+          try {
+            const body = new FormData();
+            body.append("file", file);
+            const response = await fetch(API + "/uploads", { method: "POST", body });
+            const data = await response.json().catch(() => null);
+            if (!response.ok) throw new ApiError(response.status, data);
+            this.form.references.push({ id: data.upload_id, thumb: data.thumbnail_url });
+          } catch (err) {
+            this.toastError(err);
+          } finally {
+            this.uploading--;
+          }
+        }
+      },
+      useAsReference(image) {
+        if (!this.maxRefs()) {
+          const capable = this.models.find((m) => m.max_reference_images > 0 && m.size_rule.mode !== "adaptive");
+          if (!capable) return;
+          this.form.model = capable.id;
+        }
+        this.$nextTick(() => {
+          if (this.form.references.some((r) => r.id === image.image_id)) return;
+          if (this.form.references.length >= this.maxRefs()) this.form.references.shift();
+          this.form.references.push({ id: image.image_id, thumb: image.thumbnail_url });
+          this.closeViewer();
+          this.tab = "params";
+          this.toast(this.t("toast.referenceAdded"), "success");
+        });
+      },
+      removeReference(ref) {
+        this.form.references = this.form.references.filter((r) => r.id !== ref.id);
       },
       sizeOptions() {
         const model = this.currentModel();
@@ -290,7 +365,8 @@
         return (model.currency === "CNY" ? "¥" : model.currency + " ") + total.toFixed(2);
       },
       canGenerate() {
-        return !this.submitting && this.form.prompt.trim().length > 0 && !this.promptTooLong() && !this.checkCustomSize();
+        const refsOk = this.form.references.length >= this.minRefs() && !this.uploading;
+        return !this.submitting && refsOk && this.form.prompt.trim().length > 0 && !this.promptTooLong() && !this.checkCustomSize();
       },
       randomSeed() {
         return Math.floor(Math.random() * MAX_SEED);
@@ -304,10 +380,10 @@
         const body = {
           prompt: this.form.prompt.trim(),
           model: this.form.model,
-          width,
-          height,
           num_images: Number(this.form.num_images),
         };
+        if (!this.adaptiveSize()) Object.assign(body, { width, height });
+        if (this.maxRefs()) body.reference_images = this.form.references.map((r) => r.id);
         if (this.takes("watermark")) body.watermark = !!this.form.watermark;
         if (this.takes("negative_prompt") && this.form.negative_prompt.trim()) body.negative_prompt = this.form.negative_prompt.trim();
         if (this.takes("seed")) body.seed = this.form.seedMode === "fixed" && this.form.seed !== "" ? Number(this.form.seed) : this.randomSeed();
@@ -318,6 +394,7 @@
       async generate() {
         if (!this.canGenerate()) {
           if (!this.form.prompt.trim()) this.toast(this.t("error.emptyPrompt"), "error");
+          else if (this.form.references.length < this.minRefs()) this.toast(this.t("refs.needed", { n: this.minRefs() }), "error");
           return;
         }
         this.submitting = true;
@@ -364,6 +441,10 @@
           if (task.scale !== null && task.scale !== undefined) this.form.scale = task.scale;
           if (task.steps !== null && task.steps !== undefined) this.form.steps = task.steps;
           this.form.watermark = !!(task.params && task.params.watermark);
+          this.form.references = ((task.params && task.params.reference_images) || []).map((r) => ({
+            id: r.id,
+            thumb: API + (r.kind === "upload" ? "/uploads/" : "/images/") + r.id + "/thumbnail",
+          }));
           this.closeViewer();
           this.tab = "params";
           this.toast(this.t("toast.remixed"), "success");
@@ -685,7 +766,8 @@
         }
       },
       paramsLine(task) {
-        const parts = [this.modelName(task.model), task.width + "×" + task.height];
+        const size = task.images.length ? task.images[0] : task; // adaptive sizes are known after
+        const parts = [this.modelName(task.model), size.width + "×" + size.height];
         if (task.seed !== null && task.seed !== undefined) parts.push(this.t("param.seed") + " " + task.seed);
         if (task.scale !== null && task.scale !== undefined) parts.push(this.t("param.scale") + " " + task.scale);
         if (task.steps !== null && task.steps !== undefined) parts.push(this.t("param.steps") + " " + task.steps);
