@@ -29,9 +29,17 @@ from volcimage.errors import Unauthorized
 from volcimage.tasks.deps import State, get_state
 
 COOKIE = "volcimage_session"
-OPEN_PATHS = ("/", "/favicon.ico", "/api/v1/health", "/api/v1/session", "/docs", "/openapi.json")
+OPEN_PATHS = (
+    "/",
+    "/favicon.ico",
+    "/api/v1/health",
+    "/api/v1/ready",
+    "/api/v1/session",
+    "/docs",
+    "/openapi.json",
+)
 OPEN_PREFIXES = ("/static/",)
-UNLIMITED_PATHS = ("/api/v1/health", "/api/v1/events", "/metrics")
+UNLIMITED_PATHS = ("/api/v1/health", "/api/v1/ready", "/api/v1/events", "/metrics")
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 StateDep = Annotated[State, Depends(get_state)]

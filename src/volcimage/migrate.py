@@ -6,6 +6,7 @@ from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from volcimage.config import Settings
 
@@ -21,3 +22,7 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     """Upgrade the database to `revision`. Blocking: call it from a thread inside an event loop."""
     settings.ensure_dirs()
     command.upgrade(alembic_config(settings), revision)
+
+
+def head_revision(settings: Settings) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()

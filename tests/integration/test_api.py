@@ -189,3 +189,9 @@ async def test_metrics_count_requests_tasks_upstream_calls_and_storage(
     )
     storage = next(line for line in text.splitlines() if line.startswith("volcimage_storage_bytes"))
     assert float(storage.split()[1]) > 0
+
+
+async def test_ready_when_the_schema_is_at_head(app_client: httpx.AsyncClient) -> None:
+    response = await app_client.get(f"{API}/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"schema": "ok"}}

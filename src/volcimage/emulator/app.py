@@ -155,7 +155,9 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
                 media_type="text/event-stream",
                 headers={"X-Request-Id": request_id},
             )
-        images = [_make_image(plan, i, state, base) for i in range(plan.count)]
+        images = [
+            await asyncio.to_thread(_make_image, plan, i, state, base) for i in range(plan.count)
+        ]
         state.images_generated += len(images)
         _spoil_downloads(images, download_fault, state)
         return JSONResponse(

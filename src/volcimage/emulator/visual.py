@@ -144,7 +144,7 @@ def add_visual_routes(app: FastAPI, keys: dict[str, str], faults: list[str]) -> 
             if action == "CVSync2AsyncSubmitTask":
                 data = await _submit(state, body, fault)
             elif action == "CVSync2AsyncGetResult":
-                data = _get_result(state, body, emulator.latency_ms)
+                data = await _get_result(state, body, emulator.latency_ms)
             elif action == "CVProcess":
                 data = await _process(state, body, fault, emulator.latency_ms)
             else:
@@ -369,7 +369,7 @@ async def _submit(state: VisualState, body: dict[str, Any], fault: str | None) -
     return {"task_id": job_id}
 
 
-def _get_result(state: VisualState, body: dict[str, Any], latency_ms: int) -> dict[str, Any]:
+async def _get_result(state: VisualState, body: dict[str, Any], latency_ms: int) -> dict[str, Any]:
     state.polls += 1
     job = state.jobs.get(str(body.get("task_id")))
     if job is None or job.req_key != body.get("req_key"):
@@ -386,7 +386,8 @@ def _get_result(state: VisualState, body: dict[str, Any], latency_ms: int) -> di
         return {"status": "expired", "binary_data_base64": [], "image_urls": None}
     if job.fault == "output_sensitive":
         raise VisualError(400, 50511, "Post Img Risk Not Pass")
-    return {"status": "done", "binary_data_base64": _render(state, job), "image_urls": None}
+    images = await asyncio.to_thread(_render, state, job)
+    return {"status": "done", "binary_data_base64": images, "image_urls": None}
 
 
 async def _process(
@@ -399,4 +400,4 @@ async def _process(
     await asyncio.sleep(latency_ms / 1000)
     if job.fault == "output_sensitive":
         raise VisualError(400, 50511, "Post Img Risk Not Pass")
-    return {"binary_data_base64": _render(state, job), "image_urls": None}
+    return {"binary_data_base64": await asyncio.to_thread(_render, state, job), "image_urls": None}

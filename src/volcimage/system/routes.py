@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from volcimage import __version__
 from volcimage.metrics import render as render_metrics
+from volcimage.migrate import head_revision
 from volcimage.tasks.deps import State, get_session, get_state
 from volcimage.tasks.models import Image
 
@@ -73,6 +74,23 @@ async def metrics(session: SessionDep) -> Response:
     """Prometheus metrics (text exposition format)."""
     body, content_type = await render_metrics(session)
     return Response(body, media_type=content_type)
+
+
+@router.get("/ready")
+async def ready(session: SessionDep, state: StateDep) -> JSONResponse:
+    """Readiness: 200 once the database answers with the schema this version expects."""
+    try:
+        current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+    except Exception as exc:
+        body = {"status": "error", "checks": {"database": f"error: {type(exc).__name__}"}}
+        return JSONResponse(body, status_code=503)
+    expected = head_revision(state.settings)
+    ok = current == expected
+    body = {
+        "status": "ok" if ok else "error",
+        "checks": {"schema": "ok" if ok else f"at {current}, expected {expected}"},
+    }
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/health")

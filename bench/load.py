@@ -1,0 +1,267 @@
+"""Load: many tasks in flight against the emulator while another process reads the API hard.
+
+    .venv/bin/python bench/load.py --tasks 200 --reads 500 --seconds 20
+    .venv/bin/python bench/load.py --database postgresql --workers 3
+
+Starts its own server (and workers) on free ports with a throwaway database, submits --tasks
+tasks at once, and meanwhile a second process issues --reads requests a second (task, history
+and list reads) for --seconds or until every task is done. Prints throughput, latency
+percentiles and error counts, and checks nothing was lost: every task final, one image per
+requested image, one upstream call per image. Not a test: figures vary with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+MAX_IN_FLIGHT = 128  # beyond this the reader waits: an open loop would only queue forever
+PG_ADMIN = os.environ.get("VOLCIMAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def reader(
+    url: str, rate: int, seconds: float, ids: list[str], out: dict[str, float]
+) -> None:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+        start = time.monotonic()
+        sent = 0
+
+        async def one(path: str) -> None:
+            nonlocal errors
+            began = time.perf_counter()
+            try:
+                response = await client.get(path)
+                if response.status_code >= 400:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append(time.perf_counter() - began)
+
+        pending: set[asyncio.Task[None]] = set()
+        while time.monotonic() - start < seconds:
+            due = int((time.monotonic() - start) * rate)
+            sent = max(sent, due - rate)  # fall behind by at most a second, never bank it
+            while sent < due and len(pending) < MAX_IN_FLIGHT:
+                kind = sent % 3
+                path = (
+                    f"/api/v1/task/{ids[sent % len(ids)]}"
+                    if kind == 0 and ids
+                    else "/api/v1/history?limit=20"
+                    if kind == 1
+                    else "/api/v1/tasks?limit=20"
+                )
+                task = asyncio.create_task(one(path))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                sent += 1
+            await asyncio.sleep(0.005)
+        await asyncio.gather(*pending)
+        elapsed = time.monotonic() - start
+    out.update(
+        reads=len(latencies),
+        read_rate=len(latencies) / elapsed,
+        read_errors=errors,
+        read_p50_ms=percentile(latencies, 0.5) * 1000,
+        read_p95_ms=percentile(latencies, 0.95) * 1000,
+        read_p99_ms=percentile(latencies, 0.99) * 1000,
+    )
+
+
+def reader_process(url: str, rate: int, seconds: float, ids: list[str], queue: object) -> None:
+    out: dict[str, float] = {}
+    asyncio.run(reader(url, rate, seconds, ids, out))
+    queue.put(out)  # type: ignore[attr-defined]
+
+
+async def count_calls(database: str) -> int:
+    from sqlalchemy import func, select
+
+    from volcimage.config import load_settings
+    from volcimage.db import create_engine
+    from volcimage.tasks.models import UpstreamCall
+
+    engine = create_engine(load_settings(_env_file=None, DATABASE_URL=database))
+    try:
+        async with engine.connect() as conn:
+            total = await conn.scalar(
+                select(func.count() + func.coalesce(func.sum(UpstreamCall.lost_calls), 0))
+            )
+    finally:
+        await engine.dispose()
+    return int(total or 0)
+
+
+async def main(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="volcimage-bench-"))
+    database = f"sqlite+aiosqlite:///{tmp}/database.db"
+    pg_name = None
+    if args.database == "postgresql":
+        pg_name = f"volcimage_bench_{uuid.uuid4().hex[:8]}"
+        conn = await asyncpg.connect(PG_ADMIN)
+        await conn.execute(f'CREATE DATABASE "{pg_name}"')
+        await conn.close()
+        database = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "DATA_DIR": str(tmp),
+        "IMAGE_DIR": str(tmp / "images"),
+        "THUMBNAIL_DIR": str(tmp / "thumbnails"),
+        "LOG_FILE": "",
+        "APP_LOG_LEVEL": "WARNING",
+        "VOLC_PROVIDER_MODE": "demo",
+        "EMULATOR_LATENCY_MS": str(args.latency_ms),
+        "MAX_CONCURRENT_TASKS": str(args.concurrency),
+        "MAX_PENDING_TASKS": str(args.tasks + 10),
+        "RATE_LIMIT_PER_MINUTE": "0",
+        "TASK_POLL_INTERVAL": "0.2",
+        "APP_PORT": str(port),
+    }
+    python = sys.executable
+    processes = []
+    if args.emulator == "external":  # its rendering off the app's CPU budget, as upstream is
+        emulator_port = free_port()
+        processes.append(
+            subprocess.Popen(
+                [python, "-m", "volcimage", "emulator", "--port", str(emulator_port)],
+                env=env,
+                cwd=tmp,
+            )
+        )
+        env.update(
+            VOLC_PROVIDER_MODE="real",
+            ARK_API_KEY="bench-key",
+            ARK_BASE_URL=f"http://127.0.0.1:{emulator_port}/api/v3",
+        )
+    serve = ["serve"] if args.workers == 0 else ["serve", "--no-runner"]
+    processes.append(subprocess.Popen([python, "-m", "volcimage", *serve], env=env, cwd=tmp))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get("/api/v1/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            for _ in range(args.workers):
+                processes.append(
+                    subprocess.Popen([python, "-m", "volcimage", "worker"], env=env, cwd=tmp)
+                )
+            started = time.monotonic()
+            body = {"prompt": "bench", "model": "seedream-3.0", "num_images": args.images}
+            created = await asyncio.gather(
+                *(client.post("/api/v1/generate", json=body) for _ in range(args.tasks))
+            )
+            submit_errors = sum(1 for r in created if r.status_code != 201)
+            ids = [r.json()["task_id"] for r in created if r.status_code == 201]
+            submitted = time.monotonic() - started
+
+            spawn = multiprocessing.get_context("spawn")  # not a fork of a running event loop
+            queue: multiprocessing.Queue[dict[str, float]] = spawn.Queue()
+            reads = spawn.Process(
+                target=reader_process, args=(url, args.reads, args.seconds, ids, queue)
+            )
+            reads.start()
+            done: dict[str, dict[str, object]] = {}
+            deadline = time.monotonic() + args.timeout
+            while len(done) < len(ids) and time.monotonic() < deadline:
+                for task_id in ids:
+                    if task_id in done:
+                        continue
+                    task = (await client.get(f"/api/v1/task/{task_id}")).json()
+                    if task["status"] in ("completed", "failed", "cancelled"):
+                        done[task_id] = task
+                await asyncio.sleep(0.2)
+            finished = time.monotonic() - started
+            read_figures = queue.get(timeout=args.seconds + 60)
+            reads.join()
+        calls = await count_calls(database)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+        if pg_name:
+            conn = await asyncpg.connect(PG_ADMIN)
+            await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            await conn.close()
+
+    completed = [t for t in done.values() if t["status"] == "completed"]
+    images = sum(len(t["images"]) for t in completed)  # type: ignore[arg-type]
+    durations = [
+        (time.mktime(time.strptime(str(t["completed_at"])[:19], "%Y-%m-%dT%H:%M:%S")))
+        - time.mktime(time.strptime(str(t["created_at"])[:19], "%Y-%m-%dT%H:%M:%S"))
+        for t in completed
+    ]
+    print(
+        f"database {args.database}, workers {args.workers or 'in serve'}, "
+        f"concurrency {args.concurrency}/process, emulator {args.emulator} "
+        f"({args.latency_ms} ms a call)"
+    )
+    print(
+        f"tasks: {len(ids)} submitted in {submitted:.2f} s ({submit_errors} refused), "
+        f"{len(done)} final in {finished:.1f} s, {len(completed)} completed"
+    )
+    print(
+        f"throughput: {len(completed) / finished:.1f} tasks/s, {images / finished:.1f} images/s; "
+        f"task time p50 {statistics.median(durations) if durations else float('nan'):.0f} s"
+    )
+    print(
+        f"reads: {read_figures['reads']:.0f} at {read_figures['read_rate']:.0f}/s "
+        f"(asked {args.reads}/s), errors {read_figures['read_errors']:.0f}, "
+        f"p50 {read_figures['read_p50_ms']:.1f} ms, p95 {read_figures['read_p95_ms']:.1f} ms, "
+        f"p99 {read_figures['read_p99_ms']:.1f} ms"
+    )
+    lost = len(ids) - len(done)
+    print(
+        f"check: lost {lost}, images {images} of {len(completed) * args.images} asked, "
+        f"upstream calls {calls} for {len(ids) * args.images} images"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--images", type=int, default=1)
+    parser.add_argument("--reads", type=int, default=500, help="read requests per second")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--workers", type=int, default=0, help="worker processes (0: in serve)")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--latency-ms", type=int, default=800)
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--emulator", choices=["external", "inprocess"], default="external")
+    asyncio.run(main(parser.parse_args()))
