@@ -34,6 +34,7 @@ from volcimage.system.routes import metrics_router
 from volcimage.system.routes import router as system_router
 from volcimage.tasks.deps import State
 from volcimage.tasks.events import EventBus
+from volcimage.tasks.relay import start_relay
 from volcimage.tasks.routes import router as tasks_router
 from volcimage.tasks.runner import Runner
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate, settings)
+        relay = await start_relay(settings.DATABASE_URL, state.bus, state.sessionmaker)
         stop = asyncio.Event()
         runner_job: asyncio.Task[None] | None = None
         runner = build_runner(state) if run_tasks else None
@@ -93,6 +95,8 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
             if runner is not None:
                 for provider in runner.providers.values():
                     await provider.aclose()
+            if relay is not None:
+                await relay.stop()
             await state.engine.dispose()
 
     app = FastAPI(

@@ -76,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
 
 async def run_worker(settings: Settings) -> None:
     from volcimage.app import build_runner, build_state
+    from volcimage.tasks.relay import start_relay
 
     state = build_state(settings)
     runner = build_runner(state)
+    relay = await start_relay(settings.DATABASE_URL, state.bus, state.sessionmaker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -88,4 +90,6 @@ async def run_worker(settings: Settings) -> None:
     finally:
         for provider in runner.providers.values():
             await provider.aclose()
+        if relay is not None:
+            await relay.stop()
         await state.engine.dispose()

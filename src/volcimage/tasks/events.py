@@ -1,13 +1,18 @@
-"""In-process event bus: task state changes fanned out to SSE subscribers and the runner."""
+"""Event bus: task state changes fanned out to SSE subscribers and runners — in this process,
+and through the relay (PostgreSQL LISTEN/NOTIFY, `relay.py`) to every other process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 Event = dict[str, Any]
+
+
+class Relay(Protocol):
+    def send(self, event: Event) -> None: ...
 
 
 class EventBus:
@@ -18,12 +23,23 @@ class EventBus:
         # Runners in this process stop a task they are running at once (others see it at
         # their next heartbeat).
         self.cancel_listeners: list[Callable[[int], None]] = []
+        self.relay: Relay | None = None
 
     def request_cancel(self, task_pk: int) -> None:
-        for listener in self.cancel_listeners:
-            listener(task_pk)
+        self.publish({"type": "task.cancel_requested", "task_pk": task_pk})
 
     def publish(self, event: Event) -> None:
+        """To this process's subscribers and, through the relay, to every other process."""
+        self.deliver(event)
+        if self.relay is not None:
+            self.relay.send(event)
+
+    def deliver(self, event: Event) -> None:
+        """To this process's subscribers only."""
+        if event.get("type") == "task.cancel_requested":
+            for listener in self.cancel_listeners:
+                listener(event["task_pk"])
+            return
         if event.get("type") == "task.created":
             self.task_created.set()
         for queue in self._subscribers:

@@ -1,0 +1,115 @@
+"""Events across processes on PostgreSQL: LISTEN/NOTIFY.
+
+Every process publishes its events locally and NOTIFYs a short note (type and id, never the
+task: payloads are capped at 8000 bytes). The others read the task back from the database and
+publish it to their own subscribers, so a page connected to any API process sees what every
+worker does, a new task wakes idle workers at once, and a cancel reaches the worker running it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from volcimage.tasks.events import Event, EventBus
+from volcimage.tasks.models import Image, Task
+from volcimage.tasks.schemas import image_public, task_public
+from volcimage.tasks.service import get_task_by_pk
+
+log = logging.getLogger("volcimage.relay")
+CHANNEL = "volcimage_events"
+
+
+class PgRelay:
+    def __init__(
+        self, dsn: str, bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        self.dsn = dsn
+        self.bus = bus
+        self.sessionmaker = sessionmaker
+        self.origin = uuid.uuid4().hex[:12]
+        self._conn: asyncpg.Connection | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._send_lock = asyncio.Lock()  # one operation at a time on an asyncpg connection
+
+    async def start(self) -> None:
+        self._conn = await asyncpg.connect(self.dsn)
+        await self._conn.add_listener(CHANNEL, self._on_notify)
+        self.bus.relay = self
+
+    async def stop(self) -> None:
+        self.bus.relay = None
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._conn is not None:
+            await self._conn.close()
+
+    def send(self, event: Event) -> None:
+        note = {"o": self.origin, "t": event["type"]}
+        if "task" in event:
+            note["id"] = event["task"]["task_id"]
+        elif "image" in event:
+            note["id"] = event["image"]["image_id"]
+        elif "task_pk" in event:
+            note["pk"] = event["task_pk"]
+        self._spawn(self._notify(json.dumps(note)))
+
+    async def _notify(self, payload: str) -> None:
+        async with self._send_lock:
+            if self._conn is not None:
+                await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        note = json.loads(payload)
+        if note.get("o") != self.origin:
+            self._spawn(self._deliver(note))
+
+    async def _deliver(self, note: dict[str, Any]) -> None:
+        kind = note["t"]
+        if kind == "task.cancel_requested":
+            self.bus.deliver({"type": kind, "task_pk": note["pk"]})
+            return
+        if kind == "task.deleted":
+            self.bus.deliver({"type": kind, "task": {"task_id": note["id"]}})
+            return
+        async with self.sessionmaker() as session:
+            if kind == "image.updated":
+                image = await session.scalar(select(Image).where(Image.image_id == note["id"]))
+                if image is not None:
+                    event = {"type": kind, "image": image_public(image).model_dump(mode="json")}
+                    self.bus.deliver(event)
+                return
+            pk = await session.scalar(select(Task.id).where(Task.task_id == note["id"]))
+            task = await get_task_by_pk(session, pk) if pk is not None else None
+            if task is not None:
+                self.bus.deliver({"type": kind, "task": task_public(task).model_dump(mode="json")})
+
+    def _spawn(self, work: Any) -> None:
+        job = asyncio.get_running_loop().create_task(work)
+        self._pending.add(job)
+        job.add_done_callback(self._done)
+
+    def _done(self, job: asyncio.Task[None]) -> None:
+        self._pending.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            log.warning("event relay failed: %s", job.exception())
+
+
+async def start_relay(
+    database_url: str, bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession]
+) -> PgRelay | None:
+    """A running relay on PostgreSQL; None on SQLite (one host, one process per database)."""
+    if not database_url.startswith("postgresql+asyncpg://"):
+        return None
+    relay = PgRelay(
+        database_url.replace("postgresql+asyncpg://", "postgresql://", 1), bus, sessionmaker
+    )
+    await relay.start()
+    return relay
