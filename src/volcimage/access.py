@@ -21,12 +21,14 @@ from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from volcimage import audit
 from volcimage.config import Settings
 from volcimage.errors import Unauthorized
-from volcimage.tasks.deps import State, get_state
+from volcimage.tasks.deps import State, get_session, get_state
 
 COOKIE = "volcimage_session"
 OPEN_PATHS = (
@@ -43,6 +45,7 @@ UNLIMITED_PATHS = ("/api/v1/health", "/api/v1/ready", "/api/v1/events", "/metric
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 StateDep = Annotated[State, Depends(get_state)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 def session_token(settings: Settings) -> str:
@@ -71,11 +74,15 @@ class Login(BaseModel):
 
 
 @router.post("/session", status_code=204)
-async def login(body: Login, request: Request, state: StateDep) -> Response:
+async def login(body: Login, request: Request, session: SessionDep, state: StateDep) -> Response:
     """Exchanges the API key for a session cookie (for the page)."""
     settings = state.settings
     if not settings.ENABLE_API_KEY_AUTH or not key_matches(settings, body.api_key):
+        audit.record(session, request, "login.failed")
+        await session.commit()
         raise Unauthorized("The API key is not valid")
+    audit.record(session, request, "login")
+    await session.commit()
     response = Response(status_code=204)
     secure = request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
     response.set_cookie(

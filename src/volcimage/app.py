@@ -21,6 +21,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from volcimage import __version__
 from volcimage.access import AccessControl
 from volcimage.access import router as access_router
+from volcimage.audit import router as audit_router
 from volcimage.config import Settings, get_settings
 from volcimage.db import create_engine, create_sessionmaker
 from volcimage.errors import RateLimited, VolcImageError
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
     app.include_router(access_router)
+    app.include_router(audit_router)
     app.include_router(tasks_router)
     app.include_router(system_router)
     app.include_router(metrics_router)

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     ENABLE_API_KEY_AUTH: bool = False
     API_KEY: SecretStr | None = None
     RATE_LIMIT_PER_MINUTE: int = Field(600, ge=0, description="API requests per client; 0 = off")
+    DAILY_IMAGE_QUOTA: int = Field(0, ge=0, description="images a day for everyone; 0 = off")
+    UPSTREAM_IMAGES_PER_MINUTE: int = Field(0, ge=0, description="all workers together; 0 = off")
 
     # Behind nginx: image files are sent by nginx (X-Accel-Redirect) after the app's checks
     X_ACCEL_REDIRECT: bool = False

@@ -47,9 +47,11 @@ class RateLimited(VolcImageError):
     status_code = 429
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, code: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        if code:
+            self.code = code
 
 
 class UpstreamError(VolcImageError):

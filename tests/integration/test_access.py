@@ -3,11 +3,16 @@ security headers and CORS."""
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from volcimage.config import ConfigError, load_settings
+from volcimage.db import utcnow
+from volcimage.tasks.models import UpstreamCall
 
 KEY = "team-key-4f9a1c"
 
@@ -87,3 +92,57 @@ async def test_security_headers_and_cors_from_allowed_origins(make_studio: Any) 
             "/api/v1/generate", headers={"Origin": "https://evil.example", **preflight}
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+async def test_daily_image_budget_refuses_new_tasks_with_429(make_studio: Any) -> None:
+    async with make_studio(DAILY_IMAGE_QUOTA=3) as studio:
+        await studio.run(num_images=2)
+        refused = await studio.client.post(
+            "/api/v1/generate", json={"prompt": "one more", "num_images": 2}
+        )
+        assert refused.status_code == 429
+        body = refused.json()
+        assert body["error"] == "quota_exceeded" and "2 of 3" in body["message"]
+        assert 0 < body["retry_after"] <= 86400
+        info = (await studio.client.get("/api/v1/system/info")).json()
+        assert info["quota"] == {"used": 2, "limit": 3}
+        assert (
+            await studio.client.post("/api/v1/generate", json={"prompt": "fits"})
+        ).status_code == 201
+
+
+async def test_upstream_budget_is_shared_through_the_database(make_studio: Any) -> None:
+    async with make_studio(UPSTREAM_IMAGES_PER_MINUTE=2) as studio:
+        await studio.run(num_images=2)
+        async with studio.state.sessionmaker() as session:
+            calls = list((await session.scalars(select(UpstreamCall))).all())
+            for call in calls:  # as if made 59.6 s ago, by any worker
+                call.called_at = utcnow() - timedelta(seconds=59.6)
+            await session.commit()
+        task = await studio.run()
+        assert task["status"] == "completed"
+        async with studio.state.sessionmaker() as session:
+            times = sorted(c for c in await session.scalars(select(UpstreamCall.called_at)) if c)
+        assert (times[-1] - times[0]).total_seconds() >= 59.9, "the third call waited its turn"
+
+
+async def test_audit_log_records_who_did_what_without_secrets(make_studio: Any) -> None:
+    async with make_studio(ENABLE_API_KEY_AUTH="true", API_KEY=KEY) as studio:
+        client = studio.client
+        await client.post("/api/v1/session", json={"api_key": "wrong-guess"})
+        await client.post("/api/v1/session", json={"api_key": KEY})
+        task = await studio.run(prompt="audited lighthouse")
+        image_id = task["images"][0]["image_id"]
+        await client.patch(f"/api/v1/images/{image_id}", json={"favorite": True})
+        await client.delete(f"/api/v1/task/{task['task_id']}", headers={"X-API-Key": KEY})
+        entries = (await client.get("/api/v1/audit")).json()
+        actions = [e["action"] for e in reversed(entries)]
+        assert actions == ["login.failed", "login", "task.create", "image.update", "task.delete"]
+        create = next(e for e in entries if e["action"] == "task.create")
+        assert create["detail"]["prompt"] == "audited lighthouse"
+        assert create["actor"] == "session" and create["target"] == task["task_id"]
+        assert entries[0]["actor"] == "api-key"
+        text = json.dumps(entries)
+        assert KEY not in text and "wrong-guess" not in text
+        only = (await client.get("/api/v1/audit", params={"action": "login"})).json()
+        assert [e["action"] for e in only] == ["login"]

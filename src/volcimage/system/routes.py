@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from volcimage import __version__
 from volcimage.metrics import render as render_metrics
 from volcimage.migrate import head_revision
 from volcimage.tasks.deps import State, get_session, get_state
-from volcimage.tasks.models import Image
+from volcimage.tasks.service import images_asked_today
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
 metrics_router = APIRouter()
@@ -55,17 +54,14 @@ async def models(state: StateDep) -> dict[str, Any]:
 
 @router.get("/system/info", response_model=SystemInfo)
 async def system_info(session: SessionDep, state: StateDep) -> SystemInfo:
-    start_of_day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    used = await session.scalar(
-        select(func.count()).select_from(Image).where(Image.created_at >= start_of_day)
-    )
+    used = await images_asked_today(session)
     settings = state.settings
     return SystemInfo(
         version=__version__,
         api_connected=settings.ark_mode == "demo" or settings.ARK_API_KEY is not None,
         mode=settings.ark_mode,
         models=[m.id for m in state.catalog.models],
-        quota=Quota(used=used or 0, limit=None),
+        quota=Quota(used=used, limit=settings.DAILY_IMAGE_QUOTA or None),
     )
 
 

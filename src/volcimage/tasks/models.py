@@ -1,5 +1,5 @@
 """Tables: `tasks` (also the queue), `upstream_calls` (one per paid call), `images`, `user_tags`,
-`uploads`."""
+`uploads`, `audit_log`."""
 
 from __future__ import annotations
 
@@ -105,12 +105,16 @@ class UpstreamCall(Base):
     error_code: Mapped[str | None] = mapped_column(String(100))
     images_billed: Mapped[int] = mapped_column(Integer, default=0)
     lost_calls: Mapped[int] = mapped_column(Integer, default=0)  # died mid-call: maybe billed
+    called_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last paid call made
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     task: Mapped[Task] = relationship(back_populates="calls")
 
-    __table_args__ = (UniqueConstraint("task_pk", "slot"),)
+    __table_args__ = (
+        UniqueConstraint("task_pk", "slot"),
+        Index("idx_calls_called_at", "called_at"),
+    )
 
 
 class Image(Base):
@@ -175,3 +179,19 @@ class Upload(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("idx_uploads_hash", "content_hash"),)
+
+
+class AuditEntry(Base):
+    """Who did what, and when: written in the same transaction as the change it records."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    client: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    target: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (Index("idx_audit_at", "at"), Index("idx_audit_action", "action"))

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 from zipstream import ZipStream
 
+from volcimage import audit
 from volcimage.db import utcnow
 from volcimage.errors import NotFound, ValidationError
 from volcimage.storage.uploads import clean_upload
@@ -48,10 +49,21 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/generate", status_code=201, response_model=GenerateResponse, responses=ERRORS)
-async def generate(body: GenerateRequest, session: SessionDep, state: StateDep) -> GenerateResponse:
+async def generate(
+    body: GenerateRequest, request: Request, session: SessionDep, state: StateDep
+) -> GenerateResponse:
     """Queue a generation task; follow it with GET /task/{id} or GET /events."""
     task = await service.create_task(session, body, state.catalog, state.settings)
     ahead = await service.count_active(session)
+    audit.record(
+        session,
+        request,
+        "task.create",
+        task.task_id,
+        model=task.model,
+        prompt=task.prompt,
+        num_images=task.num_images,
+    )
     await session.commit()
     state.bus.publish({"type": "task.created", "task": task_public(task).model_dump(mode="json")})
     return GenerateResponse(
@@ -80,8 +92,11 @@ async def list_tasks(
 
 
 @router.post("/task/{task_id}/cancel", response_model=TaskPublic, responses=ERRORS)
-async def cancel_task(task_id: str, session: SessionDep, state: StateDep) -> TaskPublic:
+async def cancel_task(
+    task_id: str, request: Request, session: SessionDep, state: StateDep
+) -> TaskPublic:
     task = await service.cancel_task(session, await service.get_task(session, task_id))
+    audit.record(session, request, "task.cancel", task_id)
     await session.commit()
     if task.cancel_requested:
         state.bus.request_cancel(task.id)
@@ -91,8 +106,11 @@ async def cancel_task(task_id: str, session: SessionDep, state: StateDep) -> Tas
 
 
 @router.post("/task/{task_id}/retry", response_model=TaskPublic, responses=ERRORS)
-async def retry_task(task_id: str, session: SessionDep, state: StateDep) -> TaskPublic:
+async def retry_task(
+    task_id: str, request: Request, session: SessionDep, state: StateDep
+) -> TaskPublic:
     task = await service.retry_task(session, await service.get_task(session, task_id))
+    audit.record(session, request, "task.retry", task_id)
     await session.commit()
     public = task_public(task)
     state.bus.publish({"type": "task.created", "task": public.model_dump(mode="json")})
@@ -100,9 +118,11 @@ async def retry_task(task_id: str, session: SessionDep, state: StateDep) -> Task
 
 
 @router.delete("/task/{task_id}", status_code=204, responses=ERRORS)
-async def delete_task(task_id: str, session: SessionDep, state: StateDep) -> Response:
+async def delete_task(
+    task_id: str, request: Request, session: SessionDep, state: StateDep
+) -> Response:
     """Cancel the task if it is running, then delete it with its images."""
-    return await _delete(task_id, session, state)
+    return await _delete(task_id, request, session, state)
 
 
 @router.get("/history", response_model=HistoryPage)
@@ -134,12 +154,16 @@ async def history(
 
 
 @router.delete("/history/{task_id}", status_code=204, responses=ERRORS)
-async def delete_history(task_id: str, session: SessionDep, state: StateDep) -> Response:
-    return await _delete(task_id, session, state)
+async def delete_history(
+    task_id: str, request: Request, session: SessionDep, state: StateDep
+) -> Response:
+    return await _delete(task_id, request, session, state)
 
 
-async def _delete(task_id: str, session: AsyncSession, state: State) -> Response:
-    orphans = await service.delete_task(session, await service.get_task(session, task_id))
+async def _delete(task_id: str, request: Request, session: AsyncSession, state: State) -> Response:
+    task = await service.get_task(session, task_id)
+    orphans = await service.delete_task(session, task)
+    audit.record(session, request, "task.delete", task_id, prompt=task.prompt)
     await session.commit()
     for original, thumbnail in orphans:
         await asyncio.to_thread(state.store.delete, original, thumbnail)
@@ -167,10 +191,11 @@ async def get_image(
 
 @router.patch("/images/{image_id}", response_model=ImagePublic, responses=ERRORS)
 async def update_image(
-    image_id: str, change: ImageUpdate, session: SessionDep, state: StateDep
+    image_id: str, change: ImageUpdate, request: Request, session: SessionDep, state: StateDep
 ) -> ImagePublic:
     """Marks an image as a favourite or sets its tags."""
     image = await service.update_image(session, await service.get_image(session, image_id), change)
+    audit.record(session, request, "image.update", image_id, **change.model_dump(exclude_none=True))
     await session.commit()
     public = image_public(image)
     state.bus.publish({"type": "image.updated", "image": public.model_dump(mode="json")})
@@ -254,6 +279,7 @@ def _file(
 
 @router.post("/uploads", status_code=201, response_model=UploadPublic, responses=ERRORS)
 async def upload(
+    request: Request,
     session: SessionDep,
     state: StateDep,
     file: Annotated[UploadFile, File(description="A JPEG, PNG or WebP reference image")],
@@ -270,6 +296,7 @@ async def upload(
         state.settings.THUMBNAIL_QUALITY,
     )
     stored = await service.save_upload(session, state.store, clean)
+    audit.record(session, request, "upload.create", stored.upload_id, bytes=stored.file_size)
     await session.commit()
     return upload_public(stored)
 

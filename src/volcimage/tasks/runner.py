@@ -51,6 +51,7 @@ log = logging.getLogger("volcimage.runner")
 
 # A task whose process keeps dying is given up after this many extra claims.
 CRASH_ALLOWANCE = 3
+UPSTREAM_BUDGET_LOCK = 0x766F6C63  # pg advisory lock key of the shared upstream budget
 SLOT_STRIDE = 16  # image positions: slot * SLOT_STRIDE + index within the answer
 
 
@@ -355,37 +356,66 @@ class Runner:
 
     async def _begin_call(self, task: _TaskSnapshot, model: ModelInfo, slot: int) -> UpstreamCall:
         """Returns the slot's call row; `calling` means the paid call must be made now."""
-        async with self.sessionmaker() as session:
-            call = await session.scalar(
-                select(UpstreamCall).where(
-                    UpstreamCall.task_pk == task.pk, UpstreamCall.slot == slot
+        while True:
+            async with self.sessionmaker() as session:
+                call = await session.scalar(
+                    select(UpstreamCall).where(
+                        UpstreamCall.task_pk == task.pk, UpstreamCall.slot == slot
+                    )
                 )
+                if call is None:
+                    call = UpstreamCall(
+                        task_pk=task.pk, slot=slot, provider=model.provider, state=CallState.CALLING
+                    )
+                    session.add(call)
+                elif call.state in (CallState.RECEIVED, CallState.STORED):
+                    return call
+                elif call.state == CallState.CALLING and call.upstream_task_id:
+                    log.info(
+                        "resuming the upstream job",
+                        extra={"task_id": task.task_id, "slot": slot, "job": call.upstream_task_id},
+                    )
+                    return call
+                elif call.state == CallState.CALLING:
+                    # Its process died during the call: it may have been billed. Record, retry.
+                    call.lost_calls += 1
+                    log.warning(
+                        "call outcome unknown; calling again",
+                        extra={"task_id": task.task_id, "slot": slot},
+                    )
+                else:
+                    call.state = CallState.CALLING
+                    call.error_code = None
+                wait = await self._upstream_budget(session)
+                if not wait:
+                    call.called_at = utcnow()
+                    await self._commit_or_lost(session)
+                    return call
+                await session.rollback()
+            log.info("upstream budget spent; waiting", extra={"seconds": round(wait, 1)})
+            await asyncio.sleep(wait)
+
+    async def _upstream_budget(self, session: AsyncSession) -> float:
+        """Seconds to wait before one more paid call fits UPSTREAM_IMAGES_PER_MINUTE, counted
+        over every worker's calls in the database (0: go now)."""
+        limit = self.settings.UPSTREAM_IMAGES_PER_MINUTE
+        if not limit:
+            return 0.0
+        if self._is_postgres:  # count and claim as one step across workers
+            await session.execute(select(func.pg_advisory_xact_lock(UPSTREAM_BUDGET_LOCK)))
+        since = utcnow() - timedelta(minutes=1)
+        recent = (
+            await session.scalars(
+                select(UpstreamCall.called_at)
+                .where(UpstreamCall.called_at >= since)
+                .order_by(UpstreamCall.called_at)
             )
-            if call is None:
-                call = UpstreamCall(
-                    task_pk=task.pk, slot=slot, provider=model.provider, state=CallState.CALLING
-                )
-                session.add(call)
-            elif call.state in (CallState.RECEIVED, CallState.STORED):
-                return call
-            elif call.state == CallState.CALLING and call.upstream_task_id:
-                log.info(
-                    "resuming the upstream job",
-                    extra={"task_id": task.task_id, "slot": slot, "job": call.upstream_task_id},
-                )
-                return call
-            elif call.state == CallState.CALLING:
-                # Its process died during the call: it may have been billed. Record, then retry.
-                call.lost_calls += 1
-                log.warning(
-                    "call outcome unknown; calling again",
-                    extra={"task_id": task.task_id, "slot": slot},
-                )
-            else:
-                call.state = CallState.CALLING
-                call.error_code = None
-            await self._commit_or_lost(session)
-            return call
+        ).all()
+        if len(recent) < limit:
+            return 0.0
+        oldest = recent[len(recent) - limit]
+        assert oldest is not None
+        return max(0.05, (oldest - since).total_seconds())
 
     async def _call_upstream(
         self, task: _TaskSnapshot, model: ModelInfo, provider: Provider, call: UpstreamCall

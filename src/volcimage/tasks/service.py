@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Select, func, or_, select, update
@@ -106,6 +106,15 @@ async def create_task(
     waiting = await session.scalar(
         select(func.count()).select_from(Task).where(Task.status.in_(ACTIVE_STATUSES))
     )
+    if settings.DAILY_IMAGE_QUOTA:
+        used = await images_asked_today(session)
+        if used + request.num_images > settings.DAILY_IMAGE_QUOTA:
+            raise RateLimited(
+                f"Today's image budget is used: {used} of {settings.DAILY_IMAGE_QUOTA} images "
+                "asked for; it resets at 00:00 UTC",
+                retry_after=seconds_to_midnight(),
+                code="quota_exceeded",
+            )
     if (waiting or 0) >= settings.MAX_PENDING_TASKS:
         raise RateLimited(
             f"The queue is full ({waiting} tasks waiting); try again shortly", retry_after=30
@@ -193,6 +202,28 @@ async def get_upload(session: AsyncSession, upload_id: str) -> Upload:
     if upload is None:
         raise NotFound(f"Upload {upload_id} does not exist")
     return upload
+
+
+def start_of_day() -> datetime:
+    return utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def seconds_to_midnight() -> int:
+    return max(1, int((start_of_day() + timedelta(days=1) - utcnow()).total_seconds()))
+
+
+async def images_asked_today(session: AsyncSession) -> int:
+    """Images asked for today by tasks that did not end without any (failed or cancelled)."""
+    spent = or_(
+        Task.status.not_in([TaskStatus.FAILED, TaskStatus.CANCELLED]),
+        Task.images.any(),
+    )
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Task.num_images), 0)).where(
+            Task.created_at >= start_of_day(), spent
+        )
+    )
+    return int(total or 0)
 
 
 def estimate_seconds(task: Task, queued_ahead: int, concurrency: int) -> int:
