@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     )
     app.state.volcimage = state
     _install_error_handlers(app)
+    _document_errors(app)
     app.add_middleware(AccessControl, settings=settings)
     origins = [o.strip() for o in settings.ALLOWED_ORIGINS.split(",") if o.strip()]
     app.add_middleware(
@@ -136,6 +138,55 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
         return FileResponse(str(STATIC_DIR / "index.html"), headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "A stable code, e.g. validation_error"},
+        "message": {"type": "string"},
+        "details": {"type": "object"},
+        "retry_after": {"type": "integer", "description": "Seconds (429 only)"},
+    },
+}
+COMMON_ERRORS = {
+    "400": "Invalid input",
+    "401": "An API key is required (when ENABLE_API_KEY_AUTH is on)",
+    "429": "Too many requests, or the daily image budget is used",
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """The schema says what the API does: 400 (not FastAPI's 422) for bad input, plus 401 and
+    429 from the access layer, all with the one error body."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = default()
+        schema["components"]["schemas"]["Error"] = ERROR_SCHEMA
+        ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                for status, description in COMMON_ERRORS.items():
+                    if status == "400" and not _takes_input(operation):
+                        continue
+                    responses[status] = {"description": description, **ref}
+                for status in ("404", "409"):
+                    if status in responses:
+                        responses[status] = {**responses[status], **ref}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _takes_input(operation: dict[str, Any]) -> bool:
+    return bool(operation.get("parameters") or operation.get("requestBody"))
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -179,8 +230,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route of a shared path
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return sorted(methods)

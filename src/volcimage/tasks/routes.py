@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 from zipstream import ZipStream
@@ -42,6 +43,20 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 StateDep = Annotated[State, Depends(get_state)]
 
 MAX_ARCHIVE_IMAGES = 500
+
+
+def _iso_only(value: object) -> object:
+    """ISO 8601 only: pydantic would read a bare number as seconds since 1970."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("use an ISO 8601 date-time, e.g. 2026-11-25T00:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid input: `{error, message, details}`"},
     404: {"description": "Not found: `{error, message}`"},
@@ -128,13 +143,13 @@ async def delete_task(
 @router.get("/history", response_model=HistoryPage)
 async def history(
     session: SessionDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     q: Annotated[str | None, Query(max_length=200, description="Search prompt text")] = None,
     model: str | None = None,
     status: TaskStatus | None = None,
-    date_from: datetime | None = None,
-    date_to: datetime | None = None,
+    date_from: IsoDatetime | None = None,
+    date_to: IsoDatetime | None = None,
     favorite: Annotated[bool | None, Query(description="With (or without) a favourite")] = None,
     tag: Annotated[str | None, Query(max_length=50, description="With an image so tagged")] = None,
 ) -> HistoryPage:
@@ -325,7 +340,11 @@ async def get_upload_thumbnail(upload_id: str, session: SessionDep, state: State
     )
 
 
-@router.get("/events")
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+)
 async def events(request: Request, state: StateDep) -> EventSourceResponse:
     """Server-Sent Events: `event: task`, data `{type, task}` on every task state change."""
 
