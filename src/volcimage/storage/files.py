@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -14,13 +15,19 @@ def hashed_path(root: Path, digest: str, suffix: str) -> Path:
     return root / digest[:2] / f"{digest}{suffix}"
 
 
+HOST = socket.gethostname()
+TEMP_PREFIX = ".tmp-"
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Temp file in the same directory, fsync, rename, fsync the directory.
 
-    A crash leaves either the old state or the whole file, never a torn one.
+    A crash leaves either the old state or the whole file, never a torn one; the temp file of a
+    killed process is named after its host and pid, so the next runner can remove it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    prefix = f"{TEMP_PREFIX}{HOST}-{os.getpid()}-"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -41,6 +48,16 @@ def write_atomic(path: Path, data: bytes) -> None:
 def remove_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LocalStore:
@@ -72,6 +89,17 @@ class LocalStore:
     def delete(self, original_key: str, thumbnail_key: str) -> None:
         remove_quietly(self.original_path(original_key))
         remove_quietly(self.thumbnail_path(thumbnail_key))
+
+    def remove_abandoned_temp_files(self) -> int:
+        """Deletes temp files left by dead processes of this host; returns how many."""
+        removed = 0
+        for root in (self.image_dir, self.thumbnail_dir, self.upload_dir):
+            for path in root.rglob(f"{TEMP_PREFIX}{HOST}-*"):
+                pid = path.name.removeprefix(f"{TEMP_PREFIX}{HOST}-").split("-", 1)[0]
+                if pid.isdigit() and not _alive(int(pid)):
+                    remove_quietly(path)
+                    removed += 1
+        return removed
 
     @staticmethod
     def _save(root: Path, data: bytes, digest: str, suffix: str) -> str:

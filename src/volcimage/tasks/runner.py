@@ -52,7 +52,10 @@ log = logging.getLogger("volcimage.runner")
 # A task whose process keeps dying is given up after this many extra claims.
 CRASH_ALLOWANCE = 3
 UPSTREAM_BUDGET_LOCK = 0x766F6C63  # pg advisory lock key of the shared upstream budget
-SLOT_STRIDE = 16  # image positions: slot * SLOT_STRIDE + index within the answer
+SLOT_STRIDE = 16
+IMAGE_ID_NAMESPACE = uuid.UUID(
+    "5b0c6f1e-6a43-4a53-9c3e-766f6c63696d"
+)  # image positions: slot * SLOT_STRIDE + index within the answer
 
 
 class LeaseLost(Exception):
@@ -109,6 +112,9 @@ class Runner:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("runner started", extra={"owner": self.owner})
+        removed = await asyncio.to_thread(self.store.remove_abandoned_temp_files)
+        if removed:
+            log.info("removed temp files of dead processes", extra={"count": removed})
         try:
             while not stop.is_set():
                 try:
@@ -559,7 +565,9 @@ class Runner:
             )
         else:
             raw = await provider.fetch(url)
-        image_id = str(uuid.uuid4())
+        # The same id on every attempt: the file's bytes (and so its hashed name) come out
+        # the same, so a process killed after writing it leaves nothing behind.
+        image_id = str(uuid.uuid5(IMAGE_ID_NAMESPACE, f"{task.task_id}:{position}"))
         parameters = {
             "task_id": task.task_id,
             "image_id": image_id,
