@@ -1,0 +1,82 @@
+"""Faults on our side: a full disk while writing an image, a database locked by another writer.
+Each ends with the task completed or failed with a clear message, and nothing half-written."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from volcimage.config import sqlite_path
+from volcimage.storage import files
+
+
+def full_disk(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
+    """The next `failures` image writes fail with ENOSPC (after creating their temp file)."""
+    real = files.write_atomic
+    calls = [0]
+
+    def write(path: Path, data: bytes) -> None:
+        calls[0] += 1
+        if calls[0] <= failures:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(files, "write_atomic", write)
+    return calls
+
+
+async def test_disk_full_for_a_moment_is_retried(
+    make_studio: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full_disk(monkeypatch, failures=1)
+    async with make_studio() as studio:
+        task = await studio.run(num_images=2)
+        assert task["status"] == "completed", task
+        assert task["retry_count"] == 1 and len(task["images"]) == 2
+        assert studio.emulator.generation_calls == 2, "stored answers are not paid again"
+        assert not list(studio.settings.DATA_DIR.rglob(".tmp-*"))
+
+
+async def test_disk_that_stays_full_fails_the_task_clearly(
+    make_studio: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full_disk(monkeypatch, failures=10_000)
+    async with make_studio(MAX_RETRY_COUNT=2) as studio:
+        task = await studio.run()
+        assert task["status"] == "failed"
+        assert task["error"]["code"] == "StorageError"
+        assert "No space left on device" in task["error"]["message"]
+        assert task["images"] == [] and studio.emulator.generation_calls == 1
+        assert not list(studio.settings.IMAGE_DIR.rglob("*.*"))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a SQLite matter
+async def test_database_locked_by_another_writer_only_delays(make_studio: Any) -> None:
+    async with make_studio() as studio:
+        path = sqlite_path(studio.settings.DATABASE_URL)
+        locked, release = threading.Event(), threading.Event()
+
+        def hold_lock() -> None:
+            conn = sqlite3.connect(str(path), timeout=30)
+            conn.execute("BEGIN EXCLUSIVE")
+            locked.set()
+            release.wait(10)
+            conn.rollback()
+            conn.close()
+
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        locked.wait(5)
+        started = time.monotonic()
+        timer = threading.Timer(1.5, release.set)  # the other writer holds the lock 1.5 s
+        timer.start()
+        task = await studio.run()
+        holder.join()
+        assert task["status"] == "completed" and len(task["images"]) == 1
+        assert time.monotonic() - started >= 1.4
