@@ -81,6 +81,17 @@ async def wait_for_task(
     raise AssertionError(f"task {task_id} did not finish in {timeout} s: {task}")
 
 
+def wait_task(url: str, task_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Follows a task over HTTP (from a test that is not async) until it is final."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = httpx.get(f"{url}/api/v1/task/{task_id}").json()
+        if task["status"] in ("completed", "failed", "cancelled"):
+            return dict(task)
+        time.sleep(0.1)
+    raise AssertionError(f"task not finished: {task}")
+
+
 class Server:
     """A volcimage command running as a real process on a free port."""
 
@@ -246,3 +257,72 @@ class Nginx:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+
+class Stack:
+    """`volcimage emulator`, API processes without runners, and workers, all real processes in
+    real mode against the emulator (so its call counters see every process's calls)."""
+
+    def __init__(self, tmp_path: Path, database_url: str, apis: int, **settings: Any) -> None:
+        self.tmp_path = tmp_path
+        emulator_env = {k: v for k, v in settings.items() if k.startswith(("EMULATOR_", "VOLC_"))}
+        emulator_env.pop("VOLC_BASE_URL", None)
+        port = free_port()
+        self.emulator = Server(
+            ["emulator", "--port", str(port)],
+            process_env(tmp_path, database_url, **emulator_env),
+            tmp_path,
+            port,
+        )
+        app_settings = {k: v for k, v in settings.items() if not k.startswith("EMULATOR_")}
+        self.env = process_env(
+            tmp_path,
+            database_url,
+            VOLC_PROVIDER_MODE="real",
+            ARK_API_KEY="stack-ark-key",
+            ARK_BASE_URL=f"{self.emulator.url}/api/v3",
+            VOLC_BASE_URL=f"{self.emulator.url}/visual",
+            TASK_LEASE_SECONDS=2,
+            **app_settings,
+        )
+        self.apis = []
+        for _ in range(apis):
+            api_port = free_port()
+            self.apis.append(
+                Server(
+                    ["serve", "--no-runner", "--port", str(api_port)], self.env, tmp_path, api_port
+                )
+            )
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def api(self) -> Server:
+        return self.apis[0]
+
+    def __enter__(self) -> Stack:
+        try:
+            self.emulator.wait_ready("/_emulator/stats")
+            for api in self.apis:
+                api.wait_ready()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        worker = start_process(["worker"], self.env, self.tmp_path)
+        self.workers.append(worker)
+        return worker
+
+    def emulator_stats(self, path: str = "/_emulator/stats") -> dict[str, int]:
+        return dict(httpx.get(self.emulator.url + path).json())
+
+    def __exit__(self, *_exc: object) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.terminate()
+        for worker in self.workers:
+            worker.wait(15)
+        for api in self.apis:
+            api.stop()
+        self.emulator.stop()

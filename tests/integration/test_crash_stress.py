@@ -16,13 +16,12 @@ import asyncio
 import os
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.support import Server, free_port, process_env, start_process, upstream_calls
+from tests.support import Stack, upstream_calls, wait_task
 
 TRIALS = int(os.environ.get("CRASH_TRIALS", "6"))
 
@@ -31,54 +30,20 @@ def test_random_sigkills_lose_nothing_and_pay_for_nothing_twice(
     tmp_path: Path, database_url: str
 ) -> None:
     rng = random.Random(os.environ.get("CRASH_SEED", "volcimage"))
-    emulator_port = free_port()
-    emulator = Server(
-        ["emulator", "--port", str(emulator_port)],
-        process_env(
-            tmp_path, database_url, EMULATOR_LATENCY_MS=150, EMULATOR_DOWNLOAD_LATENCY_MS=100
-        ),
-        tmp_path,
-        emulator_port,
-    )
-    env = process_env(
-        tmp_path,
-        database_url,
-        VOLC_PROVIDER_MODE="real",
-        ARK_API_KEY="crash-key",
-        ARK_BASE_URL=f"{emulator.url}/api/v3",
-        TASK_LEASE_SECONDS=2,
-        MAX_RETRY_COUNT=10,
-    )
-    api_port = free_port()
-    api = Server(["serve", "--no-runner", "--port", str(api_port)], env, tmp_path, api_port)
-    worker: subprocess.Popen[bytes] | None = None
-    ids: list[str] = []
-    try:
-        emulator.wait_ready("/_emulator/stats")
-        api.wait_ready()
+    faults = {"EMULATOR_LATENCY_MS": 150, "EMULATOR_DOWNLOAD_LATENCY_MS": 100}
+    with Stack(tmp_path, database_url, apis=1, MAX_RETRY_COUNT=10, **faults) as stack:
+        ids: list[str] = []
         for _ in range(TRIALS):
             body = {"prompt": "crash", "model": "seedream-3.0", "num_images": 2}
-            ids.append(httpx.post(f"{api.url}/api/v1/generate", json=body).json()["task_id"])
+            ids.append(httpx.post(f"{stack.api.url}/api/v1/generate", json=body).json()["task_id"])
             for _kill in range(rng.randint(1, 3)):
-                worker = start_process(["worker"], env, tmp_path)
+                worker = stack.start_worker()
                 time.sleep(rng.uniform(0.3, 1.5))  # the random point of death
                 worker.send_signal(signal.SIGKILL)
                 worker.wait()
-        worker = start_process(["worker"], env, tmp_path)
-        deadline = time.monotonic() + 30 + 5 * TRIALS
-        while True:
-            tasks = [httpx.get(f"{api.url}/api/v1/task/{i}").json() for i in ids]
-            if all(t["status"] in ("completed", "failed", "cancelled") for t in tasks):
-                break
-            assert time.monotonic() < deadline, [t["status"] for t in tasks]
-            time.sleep(0.2)
-        stats = httpx.get(f"{emulator.url}/_emulator/stats").json()
-    finally:
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
-            worker.wait(15)
-        api.stop()
-        emulator.stop()
+        stack.start_worker()
+        tasks = [wait_task(stack.api.url, i, timeout=30 + 5 * TRIALS) for i in ids]
+        stats = stack.emulator_stats()
 
     assert [t["status"] for t in tasks] == ["completed"] * TRIALS, tasks
     images = [i for t in tasks for i in t["images"]]

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import Server, free_port, process_env, start_process
+from tests.support import Stack, wait_task
 
 
 def collect_events(url: str, seen: list[dict[str, Any]], ready: threading.Event) -> None:
@@ -28,63 +28,31 @@ def collect_events(url: str, seen: list[dict[str, Any]], ready: threading.Event)
 
 
 def test_two_api_processes_three_workers_one_database(tmp_path: Path, pg_database: str) -> None:
-    emulator_port = free_port()
-    emulator = Server(
-        ["emulator", "--port", str(emulator_port)],
-        process_env(tmp_path, pg_database, EMULATOR_LATENCY_MS=200),
-        tmp_path,
-        emulator_port,
-    )
-    env = process_env(
-        tmp_path,
-        pg_database,
-        VOLC_PROVIDER_MODE="real",
-        ARK_API_KEY="scale-out-key",
-        ARK_BASE_URL=f"{emulator.url}/api/v3",
-        MAX_CONCURRENT_TASKS=3,
-        TASK_POLL_INTERVAL=5,  # idle workers must be woken by NOTIFY, not by polling
-    )
-    apis = [
-        Server(["serve", "--no-runner", "--port", str(port)], env, tmp_path, port)
-        for port in (free_port(), free_port())
-    ]
-    workers: list[Any] = []
     seen: list[dict[str, Any]] = []
-    try:
-        emulator.wait_ready("/_emulator/stats")
-        for api in apis:
-            api.wait_ready()
-        workers = [start_process(["worker"], env, tmp_path) for _ in range(3)]
+    # TASK_POLL_INTERVAL 5 s: idle workers must be woken by NOTIFY, not by polling
+    settings = {"EMULATOR_LATENCY_MS": 200, "MAX_CONCURRENT_TASKS": 3, "TASK_POLL_INTERVAL": 5}
+    with Stack(tmp_path, pg_database, apis=2, **settings) as stack:
+        for _ in range(3):
+            stack.start_worker()
         ready = threading.Event()
         listener = threading.Thread(
-            target=collect_events, args=(apis[1].url, seen, ready), daemon=True
+            target=collect_events, args=(stack.apis[1].url, seen, ready), daemon=True
         )
         listener.start()
         assert ready.wait(10)
 
         body = {"prompt": "scale out", "model": "seedream-3.0", "num_images": 2}
-        ids = [
-            httpx.post(f"{apis[0].url}/api/v1/generate", json=body).json()["task_id"]
-            for _ in range(12)
-        ]
-        deadline = time.monotonic() + 60
-        pending = set(ids)
-        while pending:
-            assert time.monotonic() < deadline, f"unfinished: {pending}"
-            for task_id in list(pending):
-                task = httpx.get(f"{apis[1].url}/api/v1/task/{task_id}").json()
-                if task["status"] == "completed":
-                    assert len(task["images"]) == 2
-                    pending.discard(task_id)
-            time.sleep(0.2)
+        submit = f"{stack.apis[0].url}/api/v1/generate"
+        ids = [httpx.post(submit, json=body).json()["task_id"] for _ in range(12)]
+        for task_id in ids:
+            task = wait_task(stack.apis[1].url, task_id)
+            assert task["status"] == "completed" and len(task["images"]) == 2
 
-        stats = httpx.get(f"{emulator.url}/_emulator/stats").json()
-        assert stats["generation_calls"] == 24, "one call per image: no task ran twice"
+        assert stack.emulator_stats()["generation_calls"] == 24, "one call per image"
         deadline = time.monotonic() + 10
         while True:
-            done = {
-                e["task"]["task_id"] for e in seen if e.get("task", {}).get("status") == "completed"
-            }
+            tasks = [e["task"] for e in seen if "task" in e]
+            done = {t["task_id"] for t in tasks if t.get("status") == "completed"}
             created = {e["task"]["task_id"] for e in seen if e["type"] == "task.created"}
             if done >= set(ids) or time.monotonic() > deadline:
                 break
@@ -92,11 +60,3 @@ def test_two_api_processes_three_workers_one_database(tmp_path: Path, pg_databas
         assert created >= set(ids), "creations through API 1 reached the page on API 2"
         assert done >= set(ids), "workers' progress reached the page on API 2"
         assert sum(1 for e in seen if e["type"] == "image.stored") >= 24
-    finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(15)
-        for api in apis:
-            api.stop()
-        emulator.stop()

@@ -11,18 +11,8 @@ from typing import Any
 
 import httpx
 
-from tests.support import Server, free_port, process_env, start_process, upstream_calls
+from tests.support import Server, Stack, free_port, process_env, upstream_calls, wait_task
 from volcimage.tasks.models import CallState
-
-
-def wait_task(url: str, task_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = httpx.get(f"{url}/api/v1/task/{task_id}").json()
-        if task["status"] in ("completed", "failed", "cancelled"):
-            return dict(task)
-        time.sleep(0.1)
-    raise AssertionError(f"task not finished: {task}")
 
 
 def test_serve_generates_and_keeps_history_across_restart(
@@ -89,54 +79,26 @@ def test_events_stream_task_progress_over_sse(tmp_path: Path, database_url: str)
 def test_worker_killed_after_paying_is_finished_by_another_without_paying_again(
     tmp_path: Path, database_url: str
 ) -> None:
-    emulator_port = free_port()
-    emulator_env = process_env(
-        tmp_path, database_url, EMULATOR_LATENCY_MS=100, EMULATOR_DOWNLOAD_LATENCY_MS=4000
-    )
-    emulator = Server(
-        ["emulator", "--port", str(emulator_port)], emulator_env, tmp_path, emulator_port
-    )
-    env = process_env(
-        tmp_path,
-        database_url,
-        VOLC_PROVIDER_MODE="real",
-        ARK_API_KEY="test-key-crash",
-        ARK_BASE_URL=f"{emulator.url}/api/v3",
-        TASK_LEASE_SECONDS=2,
-    )
-    api_port = free_port()
-    api = Server(["serve", "--no-runner", "--port", str(api_port)], env, tmp_path, api_port)
-    workers = []
-    try:
-        emulator.wait_ready("/_emulator/stats")
-        api.wait_ready()
+    slow_downloads = {"EMULATOR_LATENCY_MS": 100, "EMULATOR_DOWNLOAD_LATENCY_MS": 4000}
+    with Stack(tmp_path, database_url, apis=1, **slow_downloads) as stack:
         created = httpx.post(
-            f"{api.url}/api/v1/generate",
+            f"{stack.api.url}/api/v1/generate",
             json={"prompt": "crash test", "model": "seedream-3.0", "num_images": 2},
         ).json()
-        workers.append(start_process(["worker"], env, tmp_path))
+        first = stack.start_worker()
         deadline = time.monotonic() + 30
-        while [c.state for c in asyncio.run(upstream_calls(database_url))] != [
-            CallState.RECEIVED
-        ] * 2:
+        received = [CallState.RECEIVED] * 2
+        while [c.state for c in asyncio.run(upstream_calls(database_url))] != received:
             assert time.monotonic() < deadline, "the worker never received the answers"
             time.sleep(0.05)
-        workers[0].send_signal(signal.SIGKILL)
-        workers[0].wait()
-        assert httpx.get(f"{api.url}/api/v1/task/{created['task_id']}").json()["images"] == []
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert httpx.get(f"{stack.api.url}/api/v1/task/{created['task_id']}").json()["images"] == []
 
-        workers.append(start_process(["worker"], env, tmp_path))
-        task = wait_task(api.url, created["task_id"])
+        stack.start_worker()
+        task = wait_task(stack.api.url, created["task_id"])
         assert task["status"] == "completed", task
         assert len(task["images"]) == 2
         assert len({i["image_id"] for i in task["images"]}) == 2
-        stats = httpx.get(f"{emulator.url}/_emulator/stats").json()
-        assert stats["generation_calls"] == 2  # one per image, none repeated
+        assert stack.emulator_stats()["generation_calls"] == 2  # one per image, none repeated
         assert len(list((tmp_path / "data" / "images").rglob("*.jpg"))) == 2
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                worker.wait(15)
-        api.stop()
-        emulator.stop()

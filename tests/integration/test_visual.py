@@ -19,16 +19,7 @@ from volcengine.auth.SignerV4 import SignerV4
 from volcengine.base.Request import Request
 from volcengine.Credentials import Credentials
 
-from tests.support import (
-    Server,
-    Studio,
-    free_port,
-    process_env,
-    start_process,
-    upload,
-    upstream_calls,
-    wait_for_task,
-)
+from tests.support import Stack, Studio, upload, upstream_calls, wait_for_task, wait_task
 from volcimage.emulator.app import create_emulator_app
 from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 from volcimage.providers.catalog import load_catalog
@@ -232,54 +223,22 @@ def test_worker_killed_while_the_job_is_queued_upstream_polls_it_after_restart(
     tmp_path: Path, database_url: str
 ) -> None:
     keys = {"VOLC_ACCESS_KEY": "AKLTcrashtest", "VOLC_SECRET_KEY": "crash-secret"}
-    emulator_port = free_port()
-    emulator = Server(
-        ["emulator", "--port", str(emulator_port)],
-        process_env(tmp_path, database_url, EMULATOR_LATENCY_MS=5000, **keys),
-        tmp_path,
-        emulator_port,
-    )
-    env = process_env(
-        tmp_path,
-        database_url,
-        VOLC_PROVIDER_MODE="real",
-        VOLC_BASE_URL=f"{emulator.url}/visual",
-        TASK_LEASE_SECONDS=2,
-        **keys,
-    )
-    api_port = free_port()
-    api = Server(["serve", "--no-runner", "--port", str(api_port)], env, tmp_path, api_port)
-    workers = []
-    try:
-        emulator.wait_ready("/_emulator/stats")
-        api.wait_ready()
+    with Stack(tmp_path, database_url, apis=1, EMULATOR_LATENCY_MS=5000, **keys) as stack:
         created = httpx.post(
-            f"{api.url}/api/v1/generate", json={"prompt": "queued", "model": "jimeng-4.0"}
+            f"{stack.api.url}/api/v1/generate", json={"prompt": "queued", "model": "jimeng-4.0"}
         ).json()
-        workers.append(start_process(["worker"], env, tmp_path))
+        first = stack.start_worker()
         deadline = time.monotonic() + 30
         while not any(c.upstream_task_id for c in asyncio.run(upstream_calls(database_url))):
             assert time.monotonic() < deadline, "the worker never submitted the job"
             time.sleep(0.05)
-        workers[0].send_signal(signal.SIGKILL)
-        workers[0].wait()
+        first.send_signal(signal.SIGKILL)
+        first.wait()
 
-        workers.append(start_process(["worker"], env, tmp_path))
-        deadline = time.monotonic() + 60
-        while (task := httpx.get(f"{api.url}/api/v1/task/{created['task_id']}").json())[
-            "status"
-        ] not in ("completed", "failed"):
-            assert time.monotonic() < deadline, task
-            time.sleep(0.1)
+        stack.start_worker()
+        task = wait_task(stack.api.url, created["task_id"])
         assert task["status"] == "completed", task
         assert len(task["images"]) == 1
-        stats = httpx.get(f"{emulator.url}/_emulator/visual/stats").json()
+        stats = stack.emulator_stats("/_emulator/visual/stats")
         assert stats["submits"] == 1, "the job was polled again, never submitted twice"
         assert stats["polls"] >= 2
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                worker.wait(15)
-        api.stop()
-        emulator.stop()

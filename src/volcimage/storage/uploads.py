@@ -10,30 +10,19 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass
 
 from PIL import Image as PILImage
 from PIL import ImageOps
 
 from volcimage.errors import ValidationError
-from volcimage.storage.images import MAX_PIXELS, make_thumbnail
+from volcimage.storage.images import MAX_PIXELS, StoredImage, make_thumbnail
 
 ACCEPTED = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
 MIN_SIDE = 15  # the API wants each side > 14 px
 MAX_RATIO = 16
 
 
-@dataclass(frozen=True)
-class CleanUpload:
-    data: bytes
-    digest: str
-    mime_type: str
-    width: int
-    height: int
-    thumbnail: bytes
-
-
-def clean_upload(raw: bytes, max_bytes: int, thumb_size: int, quality: int) -> CleanUpload:
+def clean_upload(raw: bytes, max_bytes: int, thumb_size: int, quality: int) -> StoredImage:
     """Raises ValidationError (field `file`) saying what is wrong with the picture."""
     if not raw:
         raise _bad("The file is empty")
@@ -58,7 +47,7 @@ def clean_upload(raw: bytes, max_bytes: int, thumb_size: int, quality: int) -> C
         mime = "image/png"
     data = out.getvalue()
     thumbnail = make_thumbnail(picture, thumb_size, quality)
-    return CleanUpload(data, hashlib.sha256(data).hexdigest(), mime, width, height, thumbnail)
+    return StoredImage(data, hashlib.sha256(data).hexdigest(), mime, width, height, thumbnail)
 
 
 def _decode(raw: bytes) -> tuple[PILImage.Image, str]:

@@ -16,7 +16,7 @@ from volcimage.db import utcnow
 from volcimage.errors import Conflict, NotFound, RateLimited, ValidationError
 from volcimage.providers.catalog import Catalog, ModelInfo
 from volcimage.storage.files import LocalStore
-from volcimage.storage.uploads import CleanUpload
+from volcimage.storage.images import StoredImage
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
 from volcimage.tasks.schemas import GenerateRequest, ImageUpdate
 
@@ -178,7 +178,7 @@ async def reference_file(
     return (store.original_path(image.file_path), image.mime_type) if image else None
 
 
-async def save_upload(session: AsyncSession, store: LocalStore, clean: CleanUpload) -> Upload:
+async def save_upload(session: AsyncSession, store: LocalStore, clean: StoredImage) -> Upload:
     suffix = ".jpg" if clean.mime_type == "image/jpeg" else ".png"
     file_key = await asyncio.to_thread(store.save_upload, clean.data, clean.digest, suffix)
     thumb_key = await asyncio.to_thread(store.save_thumbnail, clean.thumbnail, clean.digest)
