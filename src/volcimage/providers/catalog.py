@@ -60,6 +60,7 @@ class ModelInfo(BaseModel):
     upstream_id: str
     kind: Literal["t2i", "i2i"]
     description: str
+    description_zh: str = ""
     size_rule: SizeRule
     default_size: str
     size_presets: list[str]

@@ -219,6 +219,11 @@
       currentModel() {
         return this.models.find((m) => m.id === this.form.model) || null;
       },
+      modelDescription() {
+        const model = this.currentModel();
+        if (!model) return "";
+        return this.lang === "zh-CN" && model.description_zh ? model.description_zh : model.description;
+      },
       takes(param) {
         const model = this.currentModel();
         return !!model && model.params.includes(param);
