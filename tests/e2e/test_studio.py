@@ -276,3 +276,21 @@ def test_reference_images_by_file_and_from_the_viewer(page: Page, studio_url: st
     page.get_by_test_id("model-select").select_option("seedream-4.0")
     expect(page.get_by_test_id("size-presets")).to_be_visible()
     expect(page.get_by_test_id("reference")).to_have_count(1)
+
+
+def test_group_images_appear_one_by_one(
+    page: Page, studio_url: str, emulator: httpx.Client
+) -> None:
+    open_studio(page, studio_url)
+    emulator.post("/latency", json={"latency_ms": 600})
+    page.get_by_test_id("model-select").select_option("seedream-4.0")
+    page.get_by_test_id("group").check()
+    prompt = unique("a four panel comic")
+    page.get_by_test_id("prompt").fill(prompt)
+    page.get_by_test_id("count").fill("6")
+    page.get_by_test_id("generate").click()
+    card = page.get_by_test_id("gallery-task").filter(has_text=prompt)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
+    expect(card.get_by_test_id("task-status")).not_to_have_text("已完成")  # the rest still coming
+    expect(card.get_by_test_id("gallery-image")).to_have_count(6, timeout=20_000)
+    expect(card.get_by_test_id("task-status")).to_have_text("已完成")

@@ -174,3 +174,31 @@ async def test_expired_lease_is_reclaimed_and_a_call_cut_short_is_recorded(
         assert task["status"] == "completed" and len(task["images"]) == 1
         (call,) = await calls_of(studio)
         assert call.lost_calls == 1 and call.state == CallState.STORED
+
+
+async def test_group_is_one_call_streamed_image_by_image(make_studio: Any) -> None:
+    async with make_studio() as studio, studio.state.bus.subscribe() as events:
+        task = await studio.run(
+            model="seedream-4.0", prompt="a comic strip", num_images=3, group=True
+        )
+        assert task["status"] == "completed", task
+        assert len(task["images"]) == 3 and task["params"]["group"] is True
+        assert studio.emulator.generation_calls == 1, "a group is one paid call"
+        stored = []
+        while not events.empty():
+            event = events.get_nowait()
+            if event["type"] == "image.stored":
+                stored.append(len(event["task"]["images"]))
+        assert stored == [1, 2, 3], "each image announced as it arrived, before the task ended"
+
+
+async def test_group_rules_are_400s(make_studio: Any) -> None:
+    async with make_studio() as studio:
+        for body, message in (
+            ({"model": "seedream-3.0", "group": True}, "does not make image groups"),
+            ({"model": "seedream-4.0", "group": True, "num_images": 16}, "less than or equal"),
+            ({"model": "seedream-4.0", "num_images": 5}, "at most 4 images per task"),
+        ):
+            response = await studio.client.post("/api/v1/generate", json={"prompt": "x", **body})
+            assert response.status_code == 400, body
+            assert message in response.json()["message"], response.json()

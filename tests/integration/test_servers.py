@@ -102,3 +102,27 @@ def test_worker_killed_after_paying_is_finished_by_another_without_paying_again(
         assert len({i["image_id"] for i in task["images"]}) == 2
         assert stack.emulator_stats()["generation_calls"] == 2  # one per image, none repeated
         assert len(list((tmp_path / "data" / "images").rglob("*.jpg"))) == 2
+
+
+def test_worker_killed_mid_stream_keeps_the_group_images_it_had_and_pays_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    with Stack(tmp_path, database_url, apis=1, EMULATOR_LATENCY_MS=1500) as stack:
+        body = {"prompt": "a storyboard", "model": "seedream-4.0", "num_images": 3, "group": True}
+        created = httpx.post(f"{stack.api.url}/api/v1/generate", json=body).json()
+        url = f"{stack.api.url}/api/v1/task/{created['task_id']}"
+        first = stack.start_worker()
+        deadline = time.monotonic() + 30
+        while not httpx.get(url).json()["images"]:
+            assert time.monotonic() < deadline, "no image was streamed"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        delivered = len(httpx.get(url).json()["images"])
+        assert 1 <= delivered < 3
+
+        stack.start_worker()
+        task = wait_task(stack.api.url, created["task_id"])
+        assert task["status"] == "completed", task
+        assert len(task["images"]) == delivered, "what arrived is kept; the rest is not re-bought"
+        assert stack.emulator_stats()["generation_calls"] == 1

@@ -418,6 +418,8 @@ def _usage(plan: Plan) -> dict[str, int]:
 
 async def _stream(plan: Plan, state: EmulatorState, base: str) -> AsyncIterator[str]:
     for index in range(plan.count):
+        if index:  # each further image of a group takes as long as the first
+            await asyncio.sleep(state.latency_ms / 1000)
         image = await asyncio.to_thread(_make_image, plan, index, state, base)
         state.images_generated += 1
         event = {

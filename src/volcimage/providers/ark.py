@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ from volcenginesdkarkruntime._exceptions import (
     ArkAPIStatusError,
     ArkAPITimeoutError,
 )
+from volcenginesdkarkruntime.types.images.images import SequentialImageGenerationOptions
 
 from volcimage.errors import UpstreamError
 from volcimage.providers.base import ImageRequest, UpstreamImage, UpstreamResult
@@ -46,6 +49,31 @@ class ArkProvider:
         self._response_format = response_format
 
     async def generate(self, request: ImageRequest) -> UpstreamResult:
+        async with _classified():
+            response = await self._client.images.generate(**self._arguments(request))
+        images = [_image_of(item) for item in response.data or []]
+        usage = response.usage.model_dump() if response.usage is not None else {}
+        request_id = getattr(response, "_request_id", None)
+        return UpstreamResult(images=images, request_id=request_id, usage=usage)
+
+    async def stream(self, request: ImageRequest) -> AsyncIterator[UpstreamImage]:
+        """A Seedream 4.x group, streamed: each image as soon as Ark has it."""
+        arguments = {
+            **self._arguments(request),
+            "sequential_image_generation": "auto",
+            "sequential_image_generation_options": SequentialImageGenerationOptions(
+                max_images=request.group_size
+            ),
+            "stream": True,
+        }
+        async with _classified():
+            events = await self._client.images.generate(**arguments)
+            async for event in events:
+                if event.type.endswith("completed"):
+                    return
+                yield _image_of(event)
+
+    def _arguments(self, request: ImageRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": request.upstream_model,
             "prompt": request.prompt,
@@ -63,22 +91,7 @@ class ArkProvider:
             refs = list(request.reference_images)
             kwargs["image"] = refs[0] if len(refs) == 1 else refs
         kwargs.update(request.upstream_params)
-        try:
-            response = await self._client.images.generate(**kwargs)
-        except ArkAPIStatusError as exc:
-            raise classify_status_error(exc) from None
-        except ArkAPITimeoutError:
-            raise UpstreamError(
-                "Ark did not answer in time", upstream_code="Timeout", retryable=True
-            ) from None
-        except ArkAPIConnectionError:
-            raise UpstreamError(
-                "Could not connect to Ark", upstream_code="ConnectionError", retryable=True
-            ) from None
-        images = [_image_of(item) for item in response.data or []]
-        usage = response.usage.model_dump() if response.usage is not None else {}
-        request_id = getattr(response, "_request_id", None)
-        return UpstreamResult(images=images, request_id=request_id, usage=usage)
+        return kwargs
 
     async def fetch(self, url: str) -> bytes:
         return await fetch_url(self._http, url)
@@ -87,8 +100,27 @@ class ArkProvider:
         await self._http.aclose()
 
 
+@contextlib.asynccontextmanager
+async def _classified() -> AsyncIterator[None]:
+    """The client's exceptions as UpstreamError, retryable or final."""
+    try:
+        yield
+    except ArkAPIStatusError as exc:
+        raise classify_status_error(exc) from None
+    except ArkAPITimeoutError:
+        raise UpstreamError(
+            "Ark did not answer in time", upstream_code="Timeout", retryable=True
+        ) from None
+    except ArkAPIConnectionError:
+        raise UpstreamError(
+            "Could not connect to Ark", upstream_code="ConnectionError", retryable=True
+        ) from None
+
+
 def _image_of(item: Any) -> UpstreamImage:
     error = getattr(item, "error", None)
+    if isinstance(error, dict):  # stream events leave nested objects as dicts
+        return UpstreamImage(error_code=error.get("code"), error_message=error.get("message"))
     if error is not None:
         return UpstreamImage(error_code=error.code, error_message=error.message)
     return UpstreamImage(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ class ImageRequest:
     watermark: bool = False
     upstream_params: dict[str, Any] = field(default_factory=dict)
     reference_images: tuple[str, ...] = ()  # data URLs
+    group_size: int = 0  # > 0: one call for a group of up to this many images, streamed
 
 
 @dataclass
@@ -53,6 +55,14 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class StreamProvider(Provider, Protocol):
+    """An upstream that can stream a group of images, each as soon as it is ready."""
+
+    def stream(self, request: ImageRequest) -> AsyncIterator[UpstreamImage]:
+        """Images (or per-image refusals) in order. Raises UpstreamError."""
+        ...
 
 
 class JobProvider(Provider, Protocol):

@@ -76,6 +76,8 @@ class ModelInfo(BaseModel):
     upstream_params: dict[str, Any] = {}
     min_reference_images: int = 0
     max_reference_images: int = 0
+    # Seedream 4.x groups: one call, up to this many related images (references included)
+    max_group_images: int = 0
 
     @property
     def default_dimensions(self) -> tuple[int, int]:

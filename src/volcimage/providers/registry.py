@@ -9,6 +9,7 @@ import httpx
 from volcimage.config import Settings
 from volcimage.providers.ark import ArkProvider
 from volcimage.providers.base import Provider
+from volcimage.providers.local import StreamingASGITransport
 from volcimage.providers.visual import VisualProvider
 
 EMULATOR_BASE = "http://emulator"
@@ -63,7 +64,7 @@ def emulator_client(settings: Settings, emulator: Any = None) -> httpx.AsyncClie
         from volcimage.emulator.app import create_emulator_app
 
         emulator = create_emulator_app(settings)
-    transport = httpx.ASGITransport(app=emulator)
+    transport = StreamingASGITransport(emulator)
     return httpx.AsyncClient(
         transport=transport, base_url=EMULATOR_BASE, timeout=settings.REQUEST_TIMEOUT
     )

@@ -1,10 +1,11 @@
 """The runner: claims tasks from the `tasks` table with a lease and carries them out.
 
-One task = `num_images` upstream calls ("slots"). Each slot is an `upstream_calls` row that is
-committed before the paid call (`calling`) and as soon as the answer arrives (`received`), so
-a process that dies after paying is replaced by one that downloads what was paid for instead
-of paying again. A slot found still `calling` means its process died mid-call: the outcome is
-unknown, which is recorded (`lost_calls`) before the call is made again.
+One task = `num_images` upstream calls ("slots"), or one call for a Seedream 4.x group. Each
+slot is an `upstream_calls` row that is committed before the paid call (`calling`) and as soon
+as the answer arrives (`received`), so a process that dies after paying is replaced by one that
+downloads what was paid for instead of paying again. A slot found still `calling` means its
+process died mid-call: the outcome is unknown, which is recorded (`lost_calls`) before the call
+is made again — except a streamed group, whose images are saved as they arrive and kept.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from volcimage.providers.base import (
     ImageRequest,
     JobProvider,
     Provider,
+    StreamProvider,
     UpstreamImage,
     UpstreamResult,
 )
@@ -52,10 +54,8 @@ log = logging.getLogger("volcimage.runner")
 # A task whose process keeps dying is given up after this many extra claims.
 CRASH_ALLOWANCE = 3
 UPSTREAM_BUDGET_LOCK = 0x766F6C63  # pg advisory lock key of the shared upstream budget
-SLOT_STRIDE = 16
-IMAGE_ID_NAMESPACE = uuid.UUID(
-    "5b0c6f1e-6a43-4a53-9c3e-766f6c63696d"
-)  # image positions: slot * SLOT_STRIDE + index within the answer
+SLOT_STRIDE = 16  # image positions: slot * SLOT_STRIDE + index within the answer
+IMAGE_ID_NAMESPACE = uuid.UUID("5b0c6f1e-6a43-4a53-9c3e-766f6c63696d")
 
 
 class LeaseLost(Exception):
@@ -287,7 +287,7 @@ class Runner:
             snapshot = _TaskSnapshot.of(task)
         log.info("task started", extra={"task_id": snapshot.task_id, "attempt": snapshot.attempts})
         results = await asyncio.gather(
-            *(self._run_slot(snapshot, model, slot) for slot in range(snapshot.num_images)),
+            *(self._run_slot(snapshot, model, slot) for slot in range(snapshot.slots)),
             return_exceptions=True,
         )
         await self._settle(pk, snapshot, results)
@@ -376,6 +376,15 @@ class Runner:
                     session.add(call)
                 elif call.state in (CallState.RECEIVED, CallState.STORED):
                     return call
+                elif call.state == CallState.CALLING and (call.response or {}).get("partial"):
+                    # A streamed group was cut off: keep what arrived, never pay again.
+                    call.state = CallState.RECEIVED
+                    await self._commit_or_lost(session)
+                    log.warning(
+                        "stream was interrupted; keeping the images it delivered",
+                        extra={"task_id": task.task_id, "slot": slot},
+                    )
+                    return call
                 elif call.state == CallState.CALLING and call.upstream_task_id:
                     log.info(
                         "resuming the upstream job",
@@ -440,9 +449,12 @@ class Runner:
                 watermark=bool(task.params.get("watermark", False)),
                 upstream_params=model.upstream_params,
                 reference_images=await self._references(task),
+                group_size=task.num_images if task.group else 0,
             )
             async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
-                if model.asynchronous:
+                if task.group:
+                    result = await self._stream_group(task, provider, request, call)
+                elif model.asynchronous:
                     result = await self._submit_and_poll(provider, request, call)
                 else:
                     result = await provider.generate(request)
@@ -483,13 +495,10 @@ class Runner:
             raise error from None
         UPSTREAM_CALLS.labels(model.provider, model.id, "ok").inc()
         UPSTREAM_SECONDS.labels(model.provider, model.id).observe(time.monotonic() - started)
-        images = []
-        for index, image in enumerate(result.images):
-            if image.b64_json:  # keep the paid bytes out of the database, on disk until stored
-                path = _staged_path(self.staging_dir, task.task_id, call.slot, index)
-                await asyncio.to_thread(_write_staged, path, image.b64_json)
-                image = UpstreamImage(size=image.size, url=f"staged:{path.name}")
-            images.append(image.__dict__)
+        images = [
+            await self._staged(task, call.slot, index, image)
+            for index, image in enumerate(result.images)
+        ]
         response = {"images": images, "usage": result.usage}
         async with self.sessionmaker() as session:
             await session.execute(
@@ -508,6 +517,37 @@ class Runner:
             "upstream answered",
             extra={"task_id": task.task_id, "slot": call.slot, "images": len(images)},
         )
+
+    async def _staged(
+        self, task: _TaskSnapshot, slot: int, index: int, image: UpstreamImage
+    ) -> dict[str, Any]:
+        """The image as saved in the call's answer: inline bytes go to disk until stored, so
+        the paid bytes stay out of the database."""
+        if image.b64_json:
+            path = _staged_path(self.staging_dir, task.task_id, slot, index)
+            await asyncio.to_thread(_write_staged, path, image.b64_json)
+            image = UpstreamImage(size=image.size, url=f"staged:{path.name}")
+        return dict(image.__dict__)
+
+    async def _stream_group(
+        self, task: _TaskSnapshot, provider: Provider, request: ImageRequest, call: UpstreamCall
+    ) -> UpstreamResult:
+        """A streamed group: each image is saved in the call's answer and stored as it comes,
+        so the page shows it at once and a crash mid-stream keeps what was paid for."""
+        images: list[dict[str, Any]] = []
+        async for image in cast(StreamProvider, provider).stream(request):
+            images.append(await self._staged(task, call.slot, len(images), image))
+            async with self.sessionmaker() as session:
+                await session.execute(
+                    update(UpstreamCall)
+                    .where(UpstreamCall.id == call.id)
+                    .values(response={"images": images, "partial": True})
+                )
+                await session.commit()
+            if not image.error_code:
+                stored = UpstreamImage(**images[-1])
+                await self._store_image(task, provider, call.slot, len(images) - 1, stored)
+        return UpstreamResult(images=[UpstreamImage(**item) for item in images])
 
     async def _references(self, task: _TaskSnapshot) -> tuple[str, ...]:
         """The task's reference images as data URLs; final failure if one is gone."""
@@ -738,6 +778,15 @@ class _TaskSnapshot:
             task.attempts,
             task.retry_count,
         )
+
+    @property
+    def group(self) -> bool:
+        return bool(self.params.get("group"))
+
+    @property
+    def slots(self) -> int:
+        """Paid calls: one per image, or one for a whole group."""
+        return 1 if self.group else self.num_images
 
 
 def _staged_path(staging_dir: Path, task_id: str, slot: int, index: int) -> Path:

@@ -33,11 +33,16 @@ class GenerateRequest(BaseModel):
     model: str | None = Field(None, description="A catalog id from GET /models")
     width: int | None = Field(None, ge=1, le=16384)
     height: int | None = Field(None, ge=1, le=16384)
-    num_images: int = Field(1, ge=1, le=16)
+    num_images: int = Field(1, ge=1, le=15)
     steps: int | None = Field(None, ge=1, le=200)
     scale: float | None = Field(None, ge=0, le=100)
     seed: int | None = Field(None, ge=-1, le=2147483647)
     watermark: bool = False
+    group: bool = Field(
+        False,
+        description="Seedream 4.x: one call makes up to num_images related images (a series), "
+        "each stored and announced as soon as it is streamed",
+    )
     reference_images: list[str] = Field(
         default_factory=list,
         max_length=14,

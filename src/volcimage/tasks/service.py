@@ -33,10 +33,20 @@ def check_request(request: GenerateRequest, catalog: Catalog) -> tuple[ModelInfo
             f"{model.name} takes at most {model.max_prompt_length}",
             {"field": "prompt", "max_length": model.max_prompt_length},
         )
-    if request.num_images > model.max_images:
+    if request.group and not model.max_group_images:
         raise ValidationError(
-            f"{model.name} makes at most {model.max_images} images per task",
-            {"field": "num_images", "max": model.max_images},
+            f"{model.name} does not make image groups", {"field": "group", "value": True}
+        )
+    most = (
+        model.max_group_images - len(request.reference_images)
+        if request.group
+        else model.max_images
+    )
+    if request.num_images > most:
+        kind = "images in a group" if request.group else "images per task"
+        raise ValidationError(
+            f"{model.name} makes at most {most} {kind}",
+            {"field": "num_images", "max": most},
         )
     refs = request.reference_images
     low, high = model.min_reference_images, model.max_reference_images
@@ -138,6 +148,7 @@ async def create_task(
         params={
             "watermark": request.watermark,
             "provider": model.provider,
+            "group": request.group,
             "reference_images": [
                 {"kind": kind, "id": ref_id}
                 for (kind, _), ref_id in zip(references, request.reference_images, strict=True)

@@ -71,6 +71,7 @@
         scale: "",
         watermark: false,
         references: [],
+        group: false,
       },
       uploading: 0,
       dragging: false,
@@ -196,6 +197,10 @@
       t(key, values, fallback) {
         return window.volcI18n.translate(this.lang, key, values, fallback);
       },
+      toggleGroup() {
+        this.form.group = !this.form.group;
+        this.form.num_images = Math.min(this.form.num_images, this.maxImages());
+      },
       toggleLang() {
         this.lang = this.lang === "zh-CN" ? "en" : "zh-CN";
       },
@@ -232,7 +237,8 @@
         const model = this.currentModel();
         if (!model) return;
         if (!model.size_presets.includes(this.form.size)) this.form.size = model.default_size;
-        this.form.num_images = Math.min(this.form.num_images, model.max_images);
+        if (!this.canGroup()) this.form.group = false;
+        this.form.num_images = Math.min(this.form.num_images, this.maxImages());
         this.form.references = this.form.references.slice(0, model.max_reference_images);
         this.form.scale = model.scale ? model.scale.default : "";
         this.form.steps = model.steps ? model.steps.default : "";
@@ -359,9 +365,15 @@
       promptTooLong() {
         return this.form.prompt.length > this.promptLimit();
       },
+      canGroup() {
+        const model = this.currentModel();
+        return !!model && model.max_group_images > 0;
+      },
       maxImages() {
         const model = this.currentModel();
-        return model ? model.max_images : 4;
+        if (!model) return 4;
+        if (this.form.group && this.canGroup()) return model.max_group_images - this.form.references.length;
+        return model.max_images;
       },
       cost() {
         const model = this.currentModel();
@@ -389,6 +401,7 @@
         };
         if (!this.adaptiveSize()) Object.assign(body, { width, height });
         if (this.maxRefs()) body.reference_images = this.form.references.map((r) => r.id);
+        if (this.form.group && this.canGroup()) body.group = true;
         if (this.takes("watermark")) body.watermark = !!this.form.watermark;
         if (this.takes("negative_prompt") && this.form.negative_prompt.trim()) body.negative_prompt = this.form.negative_prompt.trim();
         if (this.takes("seed")) body.seed = this.form.seedMode === "fixed" && this.form.seed !== "" ? Number(this.form.seed) : this.randomSeed();
@@ -446,6 +459,7 @@
           if (task.scale !== null && task.scale !== undefined) this.form.scale = task.scale;
           if (task.steps !== null && task.steps !== undefined) this.form.steps = task.steps;
           this.form.watermark = !!(task.params && task.params.watermark);
+          this.form.group = !!(task.params && task.params.group);
           this.form.references = ((task.params && task.params.reference_images) || []).map((r) => ({
             id: r.id,
             thumb: API + (r.kind === "upload" ? "/uploads/" : "/images/") + r.id + "/thumbnail",
