@@ -9,6 +9,7 @@ SameSite=Strict, so other sites cannot ride on it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import math
@@ -41,6 +42,7 @@ OPEN_PATHS = (
     "/openapi.json",
 )
 OPEN_PREFIXES = ("/static/",)
+PROBES = ("/api/v1/health", "/api/v1/ready")  # for load balancers and health checks
 UNLIMITED_PATHS = ("/api/v1/health", "/api/v1/ready", "/api/v1/events", "/metrics")
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
@@ -57,6 +59,22 @@ def session_token(settings: Settings) -> str:
 def key_matches(settings: Settings, given: str) -> bool:
     expected = settings.API_KEY.get_secret_value() if settings.API_KEY else ""
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def basic_authorized(settings: Settings, headers: Headers) -> bool:
+    header = headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except ValueError:
+        return False
+    expected = (
+        settings.BASIC_AUTH_PASSWORD.get_secret_value() if settings.BASIC_AUTH_PASSWORD else ""
+    )
+    same_user = hmac.compare_digest(user.encode(), (settings.BASIC_AUTH_USERNAME or "").encode())
+    same_password = hmac.compare_digest(password.encode(), expected.encode())
+    return same_user and same_password
 
 
 def authorized(settings: Settings, headers: Headers, cookies: dict[str, str]) -> bool:
@@ -120,6 +138,15 @@ class AccessControl:
             return
         path: str = scope["path"]
         headers = Headers(scope=scope)
+        basic = self.settings.BASIC_AUTH_USERNAME and path not in PROBES
+        if basic and not basic_authorized(self.settings, headers):
+            refusal = JSONResponse(
+                {"error": "unauthorized", "message": "Sign in to use the studio"},
+                401,
+                headers={"WWW-Authenticate": 'Basic realm="volcimage", charset="UTF-8"'},
+            )
+            await refusal(scope, receive, send)
+            return
         needs_key = self.settings.ENABLE_API_KEY_AUTH and not _is_open(path)
         if needs_key and not authorized(self.settings, headers, _cookies(headers)):
             refusal = JSONResponse(

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     ALLOWED_ORIGINS: str = "*"
     ENABLE_API_KEY_AUTH: bool = False
     API_KEY: SecretStr | None = None
+    BASIC_AUTH_USERNAME: str | None = None
+    BASIC_AUTH_PASSWORD: SecretStr | None = None
     RATE_LIMIT_PER_MINUTE: int = Field(600, ge=0, description="API requests per client; 0 = off")
     DAILY_IMAGE_QUOTA: int = Field(0, ge=0, description="images a day for everyone; 0 = off")
     UPSTREAM_IMAGES_PER_MINUTE: int = Field(0, ge=0, description="all workers together; 0 = off")
@@ -100,6 +102,8 @@ class Settings(BaseSettings):
         "VOLC_SECRET_KEY",
         "ARK_API_KEY",
         "API_KEY",
+        "BASIC_AUTH_USERNAME",
+        "BASIC_AUTH_PASSWORD",
         mode="before",
     )
     @classmethod
@@ -117,6 +121,8 @@ class Settings(BaseSettings):
     def _api_key_when_required(self) -> Settings:
         if self.ENABLE_API_KEY_AUTH and self.API_KEY is None:
             raise ValueError("API_KEY must be set when ENABLE_API_KEY_AUTH is true")
+        if (self.BASIC_AUTH_USERNAME is None) != (self.BASIC_AUTH_PASSWORD is None):
+            raise ValueError("set both BASIC_AUTH_USERNAME and BASIC_AUTH_PASSWORD, or neither")
         return self
 
     @property
@@ -149,6 +155,7 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value set, for log and response redaction."""
         values = [self.VOLC_ACCESS_KEY, self.VOLC_SECRET_KEY, self.ARK_API_KEY, self.API_KEY]
+        values.append(self.BASIC_AUTH_PASSWORD)
         values.append(self.SECRET_KEY)
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

@@ -146,3 +146,22 @@ async def test_audit_log_records_who_did_what_without_secrets(make_studio: Any) 
         assert KEY not in text and "wrong-guess" not in text
         only = (await client.get("/api/v1/audit", params={"action": "login"})).json()
         assert [e["action"] for e in only] == ["login"]
+
+
+async def test_basic_auth_guards_the_whole_studio_but_not_the_probes(make_studio: Any) -> None:
+    async with make_studio(BASIC_AUTH_USERNAME="studio", BASIC_AUTH_PASSWORD="p@ss:word") as studio:
+        client = studio.client
+        page = await client.get("/")
+        assert page.status_code == 401
+        assert page.headers["www-authenticate"].startswith('Basic realm="volcimage"')
+        assert (await client.get("/api/v1/health")).status_code == 200
+        assert (await client.get("/api/v1/ready")).status_code == 200
+        wrong = await client.get("/", auth=("studio", "nope"))
+        assert wrong.status_code == 401
+        assert (await client.get("/", auth=("studio", "p@ss:word"))).status_code == 200
+        assert (await client.get("/api/v1/tasks", auth=("studio", "p@ss:word"))).status_code == 200
+
+
+def test_basic_auth_needs_both_halves() -> None:
+    with pytest.raises(ConfigError, match="BASIC_AUTH_USERNAME and BASIC_AUTH_PASSWORD"):
+        load_settings(_env_file=None, BASIC_AUTH_USERNAME="studio")
