@@ -138,22 +138,8 @@ class AccessControl:
             return
         path: str = scope["path"]
         headers = Headers(scope=scope)
-        basic = self.settings.BASIC_AUTH_USERNAME and path not in PROBES
-        if basic and not basic_authorized(self.settings, headers):
-            refusal = JSONResponse(
-                {"error": "unauthorized", "message": "Sign in to use the studio"},
-                401,
-                headers={"WWW-Authenticate": 'Basic realm="volcimage", charset="UTF-8"'},
-            )
-            await refusal(scope, receive, send)
-            return
-        needs_key = self.settings.ENABLE_API_KEY_AUTH and not _is_open(path)
-        if needs_key and not authorized(self.settings, headers, _cookies(headers)):
-            refusal = JSONResponse(
-                {"error": "unauthorized", "message": "An API key is required"},
-                401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        refusal = self._refusal(path, headers)
+        if refusal is not None:
             await refusal(scope, receive, send)
             return
         if self.limit is not None and _limited(scope["method"], path):
@@ -172,12 +158,32 @@ class AccessControl:
                 return
         await self.app(scope, receive, send)
 
+    def _refusal(self, path: str, headers: Headers) -> JSONResponse | None:
+        """A 401 for a caller who has not shown what the settings ask for, else None."""
+        settings = self.settings
+        basic = settings.BASIC_AUTH_USERNAME and path not in PROBES
+        if basic and not basic_authorized(settings, headers):
+            challenge = 'Basic realm="volcimage", charset="UTF-8"'
+            return _unauthorized("Sign in to use the studio", challenge)
+        key = settings.ENABLE_API_KEY_AUTH and not _is_open(path)
+        if key and not authorized(settings, headers, _cookies(headers)):
+            return _unauthorized("An API key is required", "Bearer")
+        return None
+
     def _client(self, scope: Scope, headers: Headers) -> str:
         # Behind the bundled nginx every peer is nginx: it passes the real address on.
         if self.settings.X_ACCEL_REDIRECT and headers.get("x-real-ip"):
             return headers["x-real-ip"]
         client = scope.get("client")
         return client[0] if client else "unknown"
+
+
+def _unauthorized(message: str, challenge: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": "unauthorized", "message": message},
+        401,
+        headers={"WWW-Authenticate": challenge},
+    )
 
 
 def _limited(method: str, path: str) -> bool:
