@@ -5,8 +5,9 @@ before, during or after the paid call, the download, the file write or the commi
 times, then lets a worker finish. CRASH_TRIALS sets the number of trials (a short run here; the
 100-trial run is in docs/reliability.md). At the end:
 - every task is completed, with exactly the images asked for, and no image twice;
-- every paid call is accounted for: calls the emulator saw = images + calls recorded as lost
-  (a worker died between paying and saving the answer: the only case a call is repeated);
+- every paid call is accounted for: images ≤ calls the emulator saw ≤ images + calls recorded
+  as lost (a worker died between recording the call and saving the answer: the only case a
+  call is repeated, and it is always recorded);
 - no file without a row, no row without a file.
 """
 
@@ -56,7 +57,9 @@ def test_random_sigkills_lose_nothing_and_pay_for_nothing_twice(
     assert len({i["image_id"] for i in images}) == len(images)
     calls = asyncio.run(upstream_calls(database_url))
     lost = sum(c.lost_calls for c in calls)
-    assert stats["generation_calls"] == len(images) + lost, (stats, lost)
+    # A call recorded as lost may never have left the dying process, so "lost" can only
+    # over-count: no repeated call goes unrecorded.
+    assert len(images) <= stats["generation_calls"] <= len(images) + lost, (stats, lost)
     files = {p.name for p in (tmp_path / "data" / "images").rglob("*.jpg")}
     thumbs = {p.name for p in (tmp_path / "data" / "thumbnails").rglob("*.webp")}
     assert len(files) == len(images) and len(thumbs) == len(images), "one file per image"
