@@ -4,6 +4,7 @@ waiting on tasks through the API."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import re
@@ -15,12 +16,17 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import select
+from volcengine.auth.SignerV4 import SignerV4
+from volcengine.base.Request import Request
+from volcengine.Credentials import Credentials
 
 from volcimage.config import Settings, load_settings
 from volcimage.db import create_engine, create_sessionmaker
+from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 from volcimage.tasks.models import UpstreamCall
 
 
@@ -326,3 +332,25 @@ class Stack:
         for api in self.apis:
             api.stop()
         self.emulator.stop()
+
+
+def signed_request(
+    body: dict[str, Any],
+    *,
+    ak: str = DEMO_ACCESS_KEY,
+    sk: str = DEMO_SECRET_KEY,
+    region: str = "cn-north-1",
+    service: str = "cv",
+    action: str = "CVSync2AsyncSubmitTask",
+) -> tuple[str, dict[str, str], bytes]:
+    """Signed by the official SignerV4, as the provider does: (url, headers, body)."""
+    payload = json.dumps(body)
+    request = Request()
+    request.method = "POST"
+    request.path = "/visual"
+    request.query = {"Action": action, "Version": "2022-08-31"}
+    request.headers = {"Content-Type": "application/json", "Host": "emulator"}
+    request.body = payload
+    SignerV4.sign(request, Credentials(ak, sk, service, region))
+    url = f"http://emulator/visual?{urlencode(request.query)}"
+    return url, dict(request.headers), payload.encode()

@@ -5,23 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import signal
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 from PIL import Image as PILImage
 from volcengine.auth.SignerV4 import SignerV4
-from volcengine.base.Request import Request
-from volcengine.Credentials import Credentials
 
-from tests.support import Stack, Studio, upload, upstream_calls, wait_for_task, wait_task
+from tests.support import (
+    Stack,
+    Studio,
+    signed_request,
+    upload,
+    upstream_calls,
+    wait_for_task,
+    wait_task,
+)
 from volcimage.emulator.app import create_emulator_app
-from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 from volcimage.providers.catalog import load_catalog
 from volcimage.storage.images import read_metadata
 
@@ -71,28 +74,6 @@ async def test_a_parameter_the_model_does_not_take_is_a_400(
 
 
 # ---- signature V4 (volcengine-api.md §2 "Signature V4") ---------------------------------------
-
-
-def signed_request(
-    body: dict[str, Any],
-    *,
-    ak: str = DEMO_ACCESS_KEY,
-    sk: str = DEMO_SECRET_KEY,
-    region: str = "cn-north-1",
-    service: str = "cv",
-    action: str = "CVSync2AsyncSubmitTask",
-) -> tuple[str, dict[str, str], bytes]:
-    """Signed by the official SignerV4, as the provider does: (url, headers, body)."""
-    payload = json.dumps(body)
-    request = Request()
-    request.method = "POST"
-    request.path = "/visual"
-    request.query = {"Action": action, "Version": "2022-08-31"}
-    request.headers = {"Content-Type": "application/json", "Host": "emulator"}
-    request.body = payload
-    SignerV4.sign(request, Credentials(ak, sk, service, region))
-    url = f"http://emulator/visual?{urlencode(request.query)}"
-    return url, dict(request.headers), payload.encode()
 
 
 SUBMIT = {"req_key": "jimeng_t2i_v31", "prompt": "a kite", "width": 1328, "height": 1328}

@@ -1,0 +1,208 @@
+"""Contract cases for the emulator's Visual API, each naming the fact of volcengine-api.md §2 it
+checks, with requests signed by the official SignerV4 (the same client path as the provider)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import signed_request
+from volcimage.emulator.app import create_emulator_app
+from volcimage.emulator.render import render_image
+
+J40, J31, J30, G30, G20 = (
+    "jimeng_t2i_v40",
+    "jimeng_t2i_v31",
+    "jimeng_t2i_v30",
+    "high_aes_general_v30l_zt2i",
+    "high_aes_general_v20_L",
+)
+V2 = {"model_version": "general_v2.0_L"}
+PNG = base64.b64encode(render_image("ref", 1, 300, 300, fmt="png")).decode()
+WIDE = base64.b64encode(render_image("ref", 1, 1000, 200, fmt="png")).decode()
+
+
+@pytest.fixture
+async def visual() -> Any:
+    app = create_emulator_app()
+    app.state.emulator.latency_ms = 0
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+
+        async def call(action: str, body: dict[str, Any]) -> httpx.Response:
+            url, headers, content = signed_request(body, action=action)
+            return await client.post(url, headers=headers, content=content)
+
+        call.emulator = app.state.emulator  # type: ignore[attr-defined]
+        yield call
+
+
+ACCEPTED = [
+    (
+        "jimeng 4.0: size as width+height with area in [1024², 4096²]",
+        J40,
+        {"width": 2048, "height": 2048},
+    ),
+    ("jimeng 4.0: the smallest area, 1024×1024", J40, {"width": 1024, "height": 1024}),
+    ("jimeng 4.0: the largest area, 4096×4096", J40, {"width": 4096, "height": 4096}),
+    ("jimeng 4.0: aspect ratio 3:1 is the widest", J40, {"width": 3072, "height": 1024}),
+    ("jimeng 4.0: scale in [0, 1]", J40, {"scale": 0.5}),
+    ("jimeng 4.0: scale 0 is allowed", J40, {"scale": 0}),
+    ("jimeng 4.0: up to 10 input images", J40, {"binary_data_base64": [PNG] * 10}),
+    ("jimeng 4.0: force_single is accepted", J40, {"force_single": True}),
+    ("jimeng 3.1: default 1328×1328", J31, {}),
+    ("jimeng 3.1: preset 1664×936", J31, {"width": 1664, "height": 936}),
+    ("jimeng 3.0: preset 2560×1440", J30, {"width": 2560, "height": 1440}),
+    ("seed -1 means random", J31, {"seed": -1}),
+    ("seed up to 2147483647", J31, {"seed": 2147483647}),
+    ("general 3.0: scale in [1, 10]", G30, {"scale": 10}),
+    ("prompt of 800 characters is the longest", J31, {"prompt": "画" * 800}),
+    ("use_pre_llm is accepted", J31, {"use_pre_llm": True}),
+]
+
+
+@pytest.mark.parametrize(("fact", "req_key", "fields"), ACCEPTED)
+async def test_submit_accepts(visual: Any, fact: str, req_key: str, fields: dict[str, Any]) -> None:
+    body = {"req_key": req_key, "prompt": "a kite", **fields}
+    response = await visual("CVSync2AsyncSubmitTask", body)
+    assert response.status_code == 200, (fact, response.text)
+    answer = response.json()
+    assert answer["code"] == 10000 and answer["message"] == "Success", fact
+    assert answer["request_id"] and answer["data"]["task_id"], fact
+
+
+REFUSED = [
+    ("an unknown req_key is a parameter error", "no_such_model", {}),
+    ("jimeng 4.0: area below 1024² is refused", J40, {"width": 1000, "height": 1000}),
+    ("jimeng 4.0: area above 4096² is refused", J40, {"width": 4097, "height": 4096}),
+    ("jimeng 4.0: aspect ratio beyond 3:1 is refused", J40, {"width": 3200, "height": 1000}),
+    ("jimeng 4.0: scale above 1 is refused", J40, {"scale": 1.5}),
+    ("jimeng 4.0: more than 10 input images are refused", J40, {"binary_data_base64": [PNG] * 11}),
+    ("jimeng 4.0: input ratio beyond 3:1 is refused", J40, {"binary_data_base64": [WIDE]}),
+    ("jimeng 4.0: input that is not base64 is refused", J40, {"binary_data_base64": ["@@"]}),
+    ("jimeng 3.1: sides above 2560 are refused", J31, {"width": 4096, "height": 1024}),
+    ("jimeng 3.1: takes no input images", J31, {"binary_data_base64": [PNG]}),
+    ("a prompt over 800 characters is refused", J31, {"prompt": "画" * 801}),
+    ("an empty prompt is refused", J31, {"prompt": "  "}),
+    ("seed below -1 is refused", J31, {"seed": -2}),
+    ("seed above 2147483647 is refused", J31, {"seed": 2147483648}),
+    ("general 3.0: scale above 10 is refused", G30, {"scale": 11}),
+    ("jimeng 3.1 takes no scale", J31, {"scale": 2}),
+    ("width and height must be integers", J31, {"width": "big", "height": 1328}),
+    (
+        "general 2.0 Pro is served by CVProcess, not as a job",
+        G20,
+        {"model_version": "general_v2.0_L"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("fact", "req_key", "fields"), REFUSED)
+async def test_submit_refuses(visual: Any, fact: str, req_key: str, fields: dict[str, Any]) -> None:
+    body = {"req_key": req_key, "prompt": "a kite", **fields}
+    response = await visual("CVSync2AsyncSubmitTask", body)
+    assert response.status_code == 400, (fact, response.text)
+    answer = response.json()
+    assert answer["code"] == 50400 and answer["message"], fact
+    assert answer["data"] is None, fact
+
+
+async def test_job_runs_in_queue_generating_then_done(visual: Any) -> None:
+    """Fact: statuses in_queue → generating → done; done carries binary_data_base64 (PNG)."""
+    visual.emulator.latency_ms = 300
+    submit = await visual("CVSync2AsyncSubmitTask", {"req_key": J31, "prompt": "a kite"})
+    job = submit.json()["data"]["task_id"]
+    poll = {"req_key": J31, "task_id": job, "req_json": '{"return_url": false}'}
+    seen = []
+    deadline = time.monotonic() + 10
+    while not seen or seen[-1] != "done":
+        assert time.monotonic() < deadline
+        data = (await visual("CVSync2AsyncGetResult", poll)).json()["data"]
+        if not seen or seen[-1] != data["status"]:
+            seen.append(data["status"])
+    assert seen == ["in_queue", "generating", "done"]
+    picture = base64.b64decode(data["binary_data_base64"][0])
+    assert picture[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("fact", "body"),
+    [
+        ("an unknown task_id is not_found", {"req_key": J31, "task_id": "nope"}),
+        ("a task_id under another req_key is not_found", {"req_key": J40, "task_id": "{job}"}),
+    ],
+)
+async def test_get_result_not_found(visual: Any, fact: str, body: dict[str, Any]) -> None:
+    job = (await visual("CVSync2AsyncSubmitTask", {"req_key": J31, "prompt": "x"})).json()
+    body = {**body, "task_id": body["task_id"].replace("{job}", job["data"]["task_id"])}
+    answer = (await visual("CVSync2AsyncGetResult", body)).json()
+    assert answer["code"] == 10000 and answer["data"]["status"] == "not_found", fact
+
+
+@pytest.mark.parametrize(
+    ("fact", "fields", "ok"),
+    [
+        ("CVProcess answers at once with the picture", {"model_version": "general_v2.0_L"}, True),
+        ("general 2.0 Pro needs model_version", {}, False),
+        ("ddim_steps in [1, 50]", {"model_version": "general_v2.0_L", "ddim_steps": 50}, True),
+        (
+            "ddim_steps above 50 is refused",
+            {"model_version": "general_v2.0_L", "ddim_steps": 51},
+            False,
+        ),
+        (
+            "sides in [256, 768]",
+            {"model_version": "general_v2.0_L", "width": 768, "height": 256},
+            True,
+        ),
+        (
+            "sides above 768 are refused",
+            {"model_version": "general_v2.0_L", "width": 1024, "height": 1024},
+            False,
+        ),
+    ],
+)
+async def test_cvprocess(visual: Any, fact: str, fields: dict[str, Any], ok: bool) -> None:
+    response = await visual("CVProcess", {"req_key": G20, "prompt": "a kite", **fields})
+    answer = response.json()
+    if ok:
+        assert answer["code"] == 10000 and answer["data"]["binary_data_base64"], fact
+    else:
+        assert response.status_code == 400 and answer["code"] == 50400, fact
+
+
+async def test_cvprocess_refuses_an_asynchronous_model(visual: Any) -> None:
+    """Fact: jimeng models run as asynchronous jobs (CVSync2AsyncSubmitTask)."""
+    response = await visual("CVProcess", {"req_key": J31, "prompt": "a kite"})
+    assert response.status_code == 400 and response.json()["code"] == 50400
+
+
+async def test_unknown_action_is_refused(visual: Any) -> None:
+    """Fact: requests name an Action; an unknown one is an error, not a success."""
+    response = await visual("CVNoSuchAction", {"req_key": J31, "prompt": "a kite"})
+    assert response.status_code == 400 and response.json()["code"] == 50400
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        ("rate_limit", 429, 50429),
+        ("concurrency", 429, 50430),
+        ("server_error", 500, 50500),
+        ("sensitive", 400, 50412),
+    ],
+)
+async def test_documented_error_codes(visual: Any, fault: str, status: int, code: int) -> None:
+    """Facts: the error table — 50429/50430 with HTTP 429, 50500 with 500, 50412 with 400."""
+    url, headers, content = signed_request({"req_key": J31, "prompt": "x"})
+    app = create_emulator_app()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+        response = await client.post(
+            url, headers={**headers, "X-Emulator-Fault": fault}, content=content
+        )
+    assert response.status_code == status and response.json()["code"] == code
