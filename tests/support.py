@@ -46,6 +46,7 @@ def process_env(tmp_path: Path, database_url: str, **extra: Any) -> dict[str, st
         "LOG_FILE": str(tmp_path / "logs" / "app.log"),
         "VOLC_PROVIDER_MODE": "demo",
         "EMULATOR_LATENCY_MS": "0",
+        "EMULATOR_LATENCY_JITTER": "0",
         "TASK_POLL_INTERVAL": "0.05",
         "RETRY_BASE_DELAY": "0.01",
         "RETRY_MAX_DELAY": "0.05",

@@ -202,3 +202,16 @@ async def test_group_rules_are_400s(make_studio: Any) -> None:
             response = await studio.client.post("/api/v1/generate", json={"prompt": "x", **body})
             assert response.status_code == 400, body
             assert message in response.json()["message"], response.json()
+
+
+async def test_group_with_a_refused_image_keeps_the_others(make_studio: Any) -> None:
+    async with make_studio() as studio:
+        studio.emulator.faults.append("group_partial")
+        task = await studio.run(model="seedream-4.0", prompt="a series", num_images=3, group=True)
+        assert task["status"] == "completed", task
+        # The official client ends the stream at the refused second image: the first is kept
+        # and the refusal recorded with its code (docs/decisions.md).
+        assert len(task["images"]) == 1
+        assert task["error"]["code"] == "OutputImageSensitiveContentDetected"
+        assert "1 image(s) refused" in task["error"]["message"]
+        assert studio.emulator.generation_calls == 1 and task["retry_count"] == 0

@@ -87,7 +87,12 @@ FAULTS: dict[str, tuple[int, str, str, dict[str, str]]] = {
     "auth": (401, "AuthenticationError", "Unauthorized", {}),
 }
 # Faults that let the generation succeed and spoil the download of its result instead.
-DOWNLOAD_FAULTS = ("expired_url", "truncated")
+DOWNLOAD_FAULTS = ("expired_url", "truncated", "group_partial")
+# group_partial: the second image of a group fails the content check; the rest go on (the docs)
+REFUSED_IN_GROUP = {
+    "code": "OutputImageSensitiveContentDetected",
+    "message": "The generated image may contain sensitive content.",
+}
 
 
 class ArkError(Exception):
@@ -106,6 +111,7 @@ class ArkError(Exception):
 class EmulatorState:
     latency_ms: int
     download_latency_ms: int
+    jitter: float = 0.0
     faults: list[str] = field(default_factory=list)
     files: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
     truncate_once: set[str] = field(default_factory=set)
@@ -125,7 +131,11 @@ class EmulatorState:
 def create_emulator_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="VolcEngine emulator", docs_url=None, redoc_url=None, openapi_url=None)
-    state = EmulatorState(settings.EMULATOR_LATENCY_MS, settings.EMULATOR_DOWNLOAD_LATENCY_MS)
+    state = EmulatorState(
+        settings.EMULATOR_LATENCY_MS,
+        settings.EMULATOR_DOWNLOAD_LATENCY_MS,
+        settings.EMULATOR_LATENCY_JITTER,
+    )
     app.state.emulator = state
     app.state.faults = state.faults
     keys = {DEMO_ACCESS_KEY: DEMO_SECRET_KEY}
@@ -143,7 +153,7 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
             body = await _json_body(request)
             state.generation_calls += 1
             plan = _validate(body)
-            await _delay(request, state.latency_ms)
+            await _delay(request, state, state.latency_ms)
             download_fault = _inject_fault(request, state)
         except ArkError as exc:
             state.generation_failures += 1
@@ -151,28 +161,32 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
         base = str(request.base_url)
         if body.get("stream"):
             return StreamingResponse(
-                _stream(plan, state, base),
+                _stream(plan, state, base, download_fault),
                 media_type="text/event-stream",
                 headers={"X-Request-Id": request_id},
             )
         images = [
-            await asyncio.to_thread(_make_image, plan, i, state, base) for i in range(plan.count)
+            {"error": REFUSED_IN_GROUP}
+            if _refused_in_group(plan, i, download_fault)
+            else await asyncio.to_thread(_make_image, plan, i, state, base)
+            for i in range(plan.count)
         ]
-        state.images_generated += len(images)
+        made = sum(1 for image in images if "error" not in image)
+        state.images_generated += made
         _spoil_downloads(images, download_fault, state)
         return JSONResponse(
             {
                 "model": plan.model,
                 "created": int(time.time()),
                 "data": images,
-                "usage": _usage(plan),
+                "usage": _usage(plan, made),
             },
             headers={"X-Request-Id": request_id},
         )
 
     @app.get("/files/{name}")
     async def files(name: str, request: Request) -> Response:
-        await _delay(request, state.download_latency_ms)
+        await _delay(request, state, state.download_latency_ms)
         data = state.files.get(name)
         if data is None:
             return Response("NoSuchKey", status_code=404, media_type="text/plain")
@@ -202,6 +216,7 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
         body = await request.json()
         state.latency_ms = int(body.get("latency_ms", state.latency_ms))
         state.download_latency_ms = int(body.get("download_latency_ms", state.download_latency_ms))
+        state.jitter = float(body.get("jitter", state.jitter))
         return {"latency_ms": state.latency_ms, "download_latency_ms": state.download_latency_ms}
 
     @app.post("/_emulator/reset")
@@ -356,9 +371,13 @@ def _size(spec: ArkModel, size: Any) -> tuple[int, int]:
     return width, height
 
 
-async def _delay(request: Request, default_ms: int) -> None:
+async def _delay(request: Request, state: EmulatorState, median_ms: int) -> None:
+    """A header's exact latency, or one drawn around the median: real calls vary, with a tail."""
     value = request.headers.get("x-emulator-latency-ms")
-    ms = int(value) if value and value.isdigit() else default_ms
+    if value and value.isdigit():
+        ms = float(value)
+    else:
+        ms = median_ms * random.lognormvariate(0, state.jitter) if state.jitter else median_ms
     if ms:
         await asyncio.sleep(ms / 1000)
 
@@ -411,29 +430,40 @@ def _make_image(plan: Plan, index: int, state: EmulatorState, base: str) -> dict
     return item
 
 
-def _usage(plan: Plan) -> dict[str, int]:
-    tokens = plan.count * plan.width * plan.height // 256
-    return {"generated_images": plan.count, "output_tokens": tokens, "total_tokens": tokens}
+def _usage(plan: Plan, made: int) -> dict[str, int]:
+    """Only successful images count (and are billed)."""
+    tokens = made * plan.width * plan.height // 256
+    return {"generated_images": made, "output_tokens": tokens, "total_tokens": tokens}
 
 
-async def _stream(plan: Plan, state: EmulatorState, base: str) -> AsyncIterator[str]:
+def _refused_in_group(plan: Plan, index: int, fault: str | None) -> bool:
+    return fault == "group_partial" and plan.count > 1 and index == 1
+
+
+async def _stream(
+    plan: Plan, state: EmulatorState, base: str, fault: str | None
+) -> AsyncIterator[str]:
+    made = 0
     for index in range(plan.count):
         if index:  # each further image of a group takes as long as the first
             await asyncio.sleep(state.latency_ms / 1000)
-        image = await asyncio.to_thread(_make_image, plan, index, state, base)
-        state.images_generated += 1
-        event = {
-            "type": "image_generation.partial_succeeded",
+        event: dict[str, Any] = {
             "model": plan.model,
             "image_index": index,
             "created": int(time.time()),
-            **image,
         }
+        if _refused_in_group(plan, index, fault):
+            event.update(type="image_generation.partial_failed", error=REFUSED_IN_GROUP)
+        else:
+            image = await asyncio.to_thread(_make_image, plan, index, state, base)
+            event.update(type="image_generation.partial_succeeded", **image)
+            made += 1
+            state.images_generated += 1
         yield f"data: {json.dumps(event)}\n\n"
     done = {
         "type": "image_generation.completed",
         "model": plan.model,
-        "usage": _usage(plan),
+        "usage": _usage(plan, made),
         "created": int(time.time()),
     }
     yield f"data: {json.dumps(done)}\n\n"

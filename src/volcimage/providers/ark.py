@@ -11,6 +11,7 @@ import httpx
 from volcenginesdkarkruntime import AsyncArk
 from volcenginesdkarkruntime._exceptions import (
     ArkAPIConnectionError,
+    ArkAPIError,
     ArkAPIStatusError,
     ArkAPITimeoutError,
 )
@@ -68,10 +69,21 @@ class ArkProvider:
         }
         async with _classified():
             events = await self._client.images.generate(**arguments)
-            async for event in events:
-                if event.type.endswith("completed"):
-                    return
-                yield _image_of(event)
+            try:
+                async for event in events:
+                    if event.type.endswith("completed"):
+                        return
+                    yield _image_of(event)
+            except ArkAPIError as exc:
+                if isinstance(exc, ArkAPIStatusError):
+                    raise
+                # The official client ends a stream at the first refused image of a group
+                # (an event with `error`): record the refusal; the images before it are kept.
+                body = exc.body if isinstance(exc.body, dict) else {}
+                yield UpstreamImage(
+                    error_code=str(body.get("code") or "StreamError"),
+                    error_message=str(body.get("message") or exc.message),
+                )
 
     def _arguments(self, request: ImageRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
