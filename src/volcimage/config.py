@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     EMULATOR_LATENCY_MS: int = Field(800, ge=0)
     # Spread of the emulated latency: lognormal around EMULATOR_LATENCY_MS with this sigma
     EMULATOR_LATENCY_JITTER: float = Field(0.3, ge=0, le=2)
+    # Faults the emulator applies to its next calls, in order (comma-separated fault names)
+    EMULATOR_FAULTS: str = ""
     EMULATOR_DOWNLOAD_LATENCY_MS: int = Field(0, ge=0)
 
     # `cp .env.example .env` leaves keys empty: empty means unset, not a key of "".

@@ -215,3 +215,10 @@ async def test_group_with_a_refused_image_keeps_the_others(make_studio: Any) -> 
         assert task["error"]["code"] == "OutputImageSensitiveContentDetected"
         assert "1 image(s) refused" in task["error"]["message"]
         assert studio.emulator.generation_calls == 1 and task["retry_count"] == 0
+
+
+async def test_faults_from_settings_apply_to_the_next_calls(make_studio: Any) -> None:
+    async with make_studio(EMULATOR_FAULTS="server_error, rate_limit") as studio:
+        task = await studio.run()
+        assert task["status"] == "completed" and task["retry_count"] == 2
+        assert studio.emulator.faults == [] and studio.emulator.generation_calls == 3

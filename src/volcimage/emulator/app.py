@@ -136,6 +136,7 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
         settings.EMULATOR_DOWNLOAD_LATENCY_MS,
         settings.EMULATOR_LATENCY_JITTER,
     )
+    state.faults.extend(f.strip() for f in settings.EMULATOR_FAULTS.split(",") if f.strip())
     app.state.emulator = state
     app.state.faults = state.faults
     keys = {DEMO_ACCESS_KEY: DEMO_SECRET_KEY}
