@@ -60,3 +60,19 @@ def test_two_api_processes_three_workers_one_database(tmp_path: Path, pg_databas
         assert created >= set(ids), "creations through API 1 reached the page on API 2"
         assert done >= set(ids), "workers' progress reached the page on API 2"
         assert sum(1 for e in seen if e["type"] == "image.stored") >= 24
+
+
+def test_max_concurrent_tasks_holds_across_workers(tmp_path: Path, pg_database: str) -> None:
+    settings = {"EMULATOR_LATENCY_MS": 300, "MAX_CONCURRENT_TASKS": 2}
+    with Stack(tmp_path, pg_database, apis=1, **settings) as stack:
+        for _ in range(3):  # each could run 2 on its own: 6 at once without a global cap
+            stack.start_worker()
+        body = {"prompt": "one at a time", "model": "seedream-3.0"}
+        ids = [
+            httpx.post(f"{stack.api.url}/api/v1/generate", json=body).json()["task_id"]
+            for _ in range(8)
+        ]
+        assert all(wait_task(stack.api.url, i)["status"] == "completed" for i in ids)
+        stats = stack.emulator_stats()
+    assert stats["generation_calls"] == 8
+    assert stats["max_in_flight"] == 2, stats

@@ -119,6 +119,8 @@ class EmulatorState:
     generation_failures: int = 0
     images_generated: int = 0
     downloads: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     def keep(self, data: bytes) -> str:
         name = f"{uuid.uuid4().hex}.jpeg"
@@ -154,7 +156,12 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
             body = await _json_body(request)
             state.generation_calls += 1
             plan = _validate(body)
-            await _delay(request, state, state.latency_ms)
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+            try:
+                await _delay(request, state, state.latency_ms)
+            finally:
+                state.in_flight -= 1
             download_fault = _inject_fault(request, state)
         except ArkError as exc:
             state.generation_failures += 1
@@ -204,6 +211,7 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
             "generation_failures": state.generation_failures,
             "images_generated": state.images_generated,
             "downloads": state.downloads,
+            "max_in_flight": state.max_in_flight,
         }
 
     @app.post("/_emulator/faults")

@@ -21,7 +21,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -54,6 +54,7 @@ log = logging.getLogger("volcimage.runner")
 # A task whose process keeps dying is given up after this many extra claims.
 CRASH_ALLOWANCE = 3
 UPSTREAM_BUDGET_LOCK = 0x766F6C63  # pg advisory lock key of the shared upstream budget
+CLAIM_LOCK = 0x766F6C64  # pg advisory lock key of claiming (the global concurrency cap)
 SLOT_STRIDE = 16  # image positions: slot * SLOT_STRIDE + index within the answer
 IMAGE_ID_NAMESPACE = uuid.UUID("5b0c6f1e-6a43-4a53-9c3e-766f6c63696d")
 
@@ -175,6 +176,23 @@ class Runner:
 
     async def claim(self, limit: int) -> list[int]:
         now = utcnow()
+        async with self.sessionmaker() as session:
+            if self._is_postgres:  # count and claim as one step across workers
+                await session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
+            running = await session.scalar(
+                select(func.count())
+                .select_from(Task)
+                .where(Task.status == TaskStatus.PROCESSING, Task.lease_expires_at >= now)
+            )
+            # MAX_CONCURRENT_TASKS holds for the whole deployment, every worker together
+            limit = min(limit, self.settings.MAX_CONCURRENT_TASKS - (running or 0))
+            pks = await self._claim_up_to(session, limit, now) if limit > 0 else []
+            await session.commit()
+        for pk in pks:
+            await self._publish(pk, "task.updated")
+        return pks
+
+    async def _claim_up_to(self, session: AsyncSession, limit: int, now: datetime) -> list[int]:
         claimable = or_(
             and_(
                 Task.status.in_([TaskStatus.PENDING, TaskStatus.RETRYING]),
@@ -184,10 +202,15 @@ class Runner:
         )
         candidates = select(Task.id).where(claimable).order_by(Task.run_after, Task.id).limit(limit)
         if self._is_postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
+            # A CTE runs once: as `id IN (subquery … LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL
+            # may re-run the subquery and take more than n tasks (found by the cap test).
+            chosen = candidates.with_for_update(skip_locked=True).cte("chosen")
+            picked = Task.id == chosen.c.id
+        else:
+            picked = Task.id.in_(candidates.scalar_subquery())
         stmt = (
             update(Task)
-            .where(Task.id.in_(candidates.scalar_subquery()), claimable)
+            .where(picked, claimable)
             .values(
                 status=TaskStatus.PROCESSING,
                 lease_owner=self.owner,
@@ -199,12 +222,7 @@ class Runner:
             .returning(Task.id)
             .execution_options(synchronize_session=False)
         )
-        async with self.sessionmaker() as session:
-            pks = list((await session.scalars(stmt)).all())
-            await session.commit()
-        for pk in pks:
-            await self._publish(pk, "task.updated")
-        return pks
+        return list((await session.scalars(stmt)).all())
 
     @property
     def _lease(self) -> timedelta:
