@@ -18,7 +18,7 @@ from volcimage.migrate import migrate
 log = logging.getLogger("volcimage.cli")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="volcimage", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -35,8 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     emulator.add_argument("--port", type=int, default=9090)
 
     commands.add_parser("migrate", help="upgrade the database schema")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -294,3 +294,22 @@ def test_group_images_appear_one_by_one(
     expect(card.get_by_test_id("task-status")).not_to_have_text("已完成")  # the rest still coming
     expect(card.get_by_test_id("gallery-image")).to_have_count(6, timeout=20_000)
     expect(card.get_by_test_id("task-status")).to_have_text("已完成")
+
+
+def test_history_loads_more_as_it_scrolls(page: Page, studio_url: str) -> None:
+    marker = uuid.uuid4().hex[:8]
+    with httpx.Client(base_url=studio_url) as client:
+        ids = [
+            client.post(
+                "/api/v1/generate", json={"prompt": f"scroll {marker} {i}", "model": "seedream-3.0"}
+            ).json()["task_id"]
+            for i in range(25)
+        ]
+    open_studio(page, studio_url)
+    page.get_by_test_id("tab-history").click()
+    page.get_by_test_id("search").fill(f"scroll {marker}")
+    items = page.get_by_test_id("history-item")
+    expect(items).to_have_count(20)  # the first page
+    items.last.scroll_into_view_if_needed()
+    expect(items).to_have_count(25)  # the next page, fetched when the end came into view
+    assert len(ids) == 25
