@@ -31,7 +31,7 @@ from volcimage.metrics import RequestMetrics
 from volcimage.migrate import migrate
 from volcimage.providers.catalog import load_catalog
 from volcimage.providers.registry import build_providers
-from volcimage.storage.files import LocalStore
+from volcimage.storage.files import LocalStore, Store
 from volcimage.system.routes import metrics_router
 from volcimage.system.routes import router as system_router
 from volcimage.tasks.deps import State
@@ -57,10 +57,20 @@ def build_state(settings: Settings) -> State:
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
         catalog=load_catalog(),
-        store=LocalStore(settings.IMAGE_DIR, settings.THUMBNAIL_DIR, settings.upload_dir),
+        store=build_store(settings),
         bus=EventBus(),
         emulator=emulator,
     )
+
+
+def build_store(settings: Settings) -> Store:
+    if settings.STORAGE_BACKEND == "s3":
+        from volcimage.storage.s3 import S3Store
+
+        store = S3Store(settings)
+        store.ensure_bucket()
+        return store
+    return LocalStore(settings.IMAGE_DIR, settings.THUMBNAIL_DIR, settings.upload_dir)
 
 
 def build_runner(state: State) -> Runner:

@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     # Behind nginx: image files are sent by nginx (X-Accel-Redirect) after the app's checks
     X_ACCEL_REDIRECT: bool = False
 
+    # Where image files live: local directories, or an S3-compatible bucket (TOS, MinIO, AWS)
+    STORAGE_BACKEND: Literal["local", "s3"] = "local"
+    S3_ENDPOINT_URL: str | None = None
+    S3_BUCKET: str = "volcimage"
+    S3_REGION: str = "us-east-1"
+    S3_PREFIX: str = ""
+    S3_ACCESS_KEY_ID: SecretStr | None = None
+    S3_SECRET_ACCESS_KEY: SecretStr | None = None
+    S3_PRESIGNED_DOWNLOADS: bool = True
+
     # Reference images sent by users (POST /api/v1/uploads)
     MAX_UPLOAD_MB: int = Field(10, ge=1, le=100)
 
@@ -108,6 +118,9 @@ class Settings(BaseSettings):
         "API_KEY",
         "BASIC_AUTH_USERNAME",
         "BASIC_AUTH_PASSWORD",
+        "S3_ENDPOINT_URL",
+        "S3_ACCESS_KEY_ID",
+        "S3_SECRET_ACCESS_KEY",
         mode="before",
     )
     @classmethod
@@ -159,7 +172,7 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value set, for log and response redaction."""
         values = [self.VOLC_ACCESS_KEY, self.VOLC_SECRET_KEY, self.ARK_API_KEY, self.API_KEY]
-        values.append(self.BASIC_AUTH_PASSWORD)
+        values += [self.BASIC_AUTH_PASSWORD, self.S3_SECRET_ACCESS_KEY]
         values.append(self.SECRET_KEY)
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

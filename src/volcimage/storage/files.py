@@ -8,6 +8,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
+from typing import Literal, Protocol
 
 
 def hashed_path(root: Path, digest: str, suffix: str) -> Path:
@@ -60,6 +61,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+Area = Literal["images", "thumbnails", "uploads"]
+
+
+class Store(Protocol):
+    """Where image files live: the local disk (LocalStore) or an S3-compatible bucket."""
+
+    def save_original(self, data: bytes, digest: str, suffix: str) -> str: ...
+    def save_thumbnail(self, data: bytes, digest: str) -> str: ...
+    def save_upload(self, data: bytes, digest: str, suffix: str) -> str: ...
+    def read(self, area: Area, key: str) -> bytes: ...
+    def exists(self, area: Area, key: str) -> bool: ...
+    def local_path(self, area: Area, key: str) -> Path | None: ...
+    def download_url(
+        self, area: Area, key: str, media_type: str, filename: str | None, disposition: str
+    ) -> str | None: ...
+    def delete(self, original_key: str, thumbnail_key: str) -> None: ...
+    def writable(self) -> bool: ...
+    def remove_abandoned_temp_files(self) -> int: ...
+
+
 class LocalStore:
     """Originals and thumbnails on the local disk, addressed by relative keys (`ab/abcd….jpg`)."""
 
@@ -73,6 +94,28 @@ class LocalStore:
 
     def save_thumbnail(self, data: bytes, digest: str) -> str:
         return self._save(self.thumbnail_dir, data, digest, ".webp")
+
+    def _root(self, area: Area) -> Path:
+        return {"images": self.image_dir, "thumbnails": self.thumbnail_dir}.get(
+            area, self.upload_dir
+        )
+
+    def local_path(self, area: Area, key: str) -> Path:
+        return self._resolve(self._root(area), key)
+
+    def read(self, area: Area, key: str) -> bytes:
+        return self.local_path(area, key).read_bytes()
+
+    def exists(self, area: Area, key: str) -> bool:
+        return self.local_path(area, key).is_file()
+
+    def download_url(
+        self, area: Area, key: str, media_type: str, filename: str | None, disposition: str
+    ) -> str | None:
+        return None  # the app (or nginx) sends local files itself
+
+    def writable(self) -> bool:
+        return os.access(self.image_dir, os.W_OK)
 
     def save_upload(self, data: bytes, digest: str, suffix: str) -> str:
         return self._save(self.upload_dir, data, digest, suffix)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -98,7 +98,8 @@ async def health(session: SessionDep, state: StateDep) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
-    checks["storage"] = "ok" if os.access(state.store.image_dir, os.W_OK) else "error: not writable"
+    writable = await asyncio.to_thread(state.store.writable)
+    checks["storage"] = "ok" if writable else "error: not writable"
     healthy = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if healthy else "error", "version": __version__, "checks": checks}
     return JSONResponse(body, status_code=200 if healthy else 503)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from volcimage.config import Settings
 from volcimage.providers.catalog import Catalog
-from volcimage.storage.files import LocalStore
+from volcimage.storage.files import Store
 from volcimage.tasks.events import EventBus
 
 
@@ -21,7 +21,7 @@ class State:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     catalog: Catalog
-    store: LocalStore
+    store: Store
     bus: EventBus
     emulator: FastAPI | None = None  # demo mode: the built-in emulator, shared by all callers
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
@@ -19,6 +19,7 @@ from zipstream import ZipStream
 from volcimage import audit
 from volcimage.db import utcnow
 from volcimage.errors import NotFound, ValidationError
+from volcimage.storage.files import Area, Store
 from volcimage.storage.uploads import clean_upload
 from volcimage.tasks import service
 from volcimage.tasks.deps import State, get_session, get_state
@@ -192,13 +193,12 @@ async def get_image(
 ) -> Response:
     """The original file; `?download=1` makes it an attachment."""
     image = await service.get_image(session, image_id)
-    path = state.store.original_path(image.file_path)
-    return _file(
+    return await _file(
         state,
-        path,
-        f"/_protected/images/{image.file_path}",
+        "images",
+        image.file_path,
         image.mime_type,
-        filename=f"volcimage-{image_id}{path.suffix}",
+        filename=f"volcimage-{image_id}{Path(image.file_path).suffix}",
         disposition="attachment" if download else "inline",
         missing=f"The file of image {image_id} is missing",
     )
@@ -236,11 +236,16 @@ async def archive(
             f"Give 1 to {MAX_ARCHIVE_IMAGES} image ids", {"field": "ids", "count": len(image_ids)}
         )
     archive = ZipStream(sized=True)
+    store = state.store
     for image in await service.images_by_ids(session, image_ids):
-        path = state.store.original_path(image.file_path)
-        if not path.is_file():
+        if not await asyncio.to_thread(store.exists, "images", image.file_path):
             raise NotFound(f"The file of image {image.image_id} is missing")
-        archive.add_path(str(path), f"volcimage-{image.image_id}{path.suffix}")
+        name = f"volcimage-{image.image_id}{Path(image.file_path).suffix}"
+        path = store.local_path("images", image.file_path)
+        if path is not None:
+            archive.add_path(str(path), name)
+        else:  # read from the bucket only when the archive reaches this entry
+            archive.add(_read_later(store, image.file_path), name, size=image.file_size)
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
         iter(archive),
@@ -255,31 +260,46 @@ async def archive(
 @router.get("/images/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
 async def get_thumbnail(image_id: str, session: SessionDep, state: StateDep) -> Response:
     image = await service.get_image(session, image_id)
-    return _file(
+    return await _file(
         state,
-        state.store.thumbnail_path(image.thumbnail_path),
-        f"/_protected/thumbnails/{image.thumbnail_path}",
+        "thumbnails",
+        image.thumbnail_path,
         "image/webp",
         missing=f"The thumbnail of image {image_id} is missing",
     )
 
 
-def _file(
+def _read_later(store: Store, key: str) -> Iterator[bytes]:
+    yield store.read("images", key)
+
+
+async def _file(
     state: State,
-    path: Path,
-    accel_uri: str,
+    area: Area,
+    key: str,
     media_type: str,
     *,
     missing: str,
     filename: str | None = None,
     disposition: str = "inline",
 ) -> Response:
-    """A stored file, sent by the app or, behind nginx, by nginx after the app's checks."""
-    if not path.is_file():
+    """A stored file after the app's checks: sent by the app, by nginx (X-Accel-Redirect), or
+    by the bucket (a redirect to a short-lived presigned URL)."""
+    store = state.store
+    if not await asyncio.to_thread(store.exists, area, key):
         raise NotFound(missing)
     headers = {"Cache-Control": "private, max-age=31536000, immutable"}
+    url = store.download_url(area, key, media_type, filename, disposition)
+    if url is not None:
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    path = store.local_path(area, key)
+    if path is None:  # a bucket without presigned downloads: through the app
+        data = await asyncio.to_thread(store.read, area, key)
+        if filename:
+            headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+        return Response(data, media_type=media_type, headers=headers)
     if state.settings.X_ACCEL_REDIRECT:
-        headers["X-Accel-Redirect"] = accel_uri
+        headers["X-Accel-Redirect"] = f"/_protected/{area}/{key}"
         if filename:
             headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
         return Response(media_type=media_type, headers=headers)
@@ -319,10 +339,10 @@ async def upload(
 @router.get("/uploads/{upload_id}", response_class=FileResponse, responses=ERRORS)
 async def get_upload(upload_id: str, session: SessionDep, state: StateDep) -> Response:
     stored = await service.get_upload(session, upload_id)
-    return _file(
+    return await _file(
         state,
-        state.store.upload_path(stored.file_path),
-        f"/_protected/uploads/{stored.file_path}",
+        "uploads",
+        stored.file_path,
         stored.mime_type,
         missing=f"The file of upload {upload_id} is missing",
     )
@@ -331,10 +351,10 @@ async def get_upload(upload_id: str, session: SessionDep, state: StateDep) -> Re
 @router.get("/uploads/{upload_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
 async def get_upload_thumbnail(upload_id: str, session: SessionDep, state: StateDep) -> Response:
     stored = await service.get_upload(session, upload_id)
-    return _file(
+    return await _file(
         state,
-        state.store.thumbnail_path(stored.thumbnail_path),
-        f"/_protected/thumbnails/{stored.thumbnail_path}",
+        "thumbnails",
+        stored.thumbnail_path,
         "image/webp",
         missing=f"The thumbnail of upload {upload_id} is missing",
     )

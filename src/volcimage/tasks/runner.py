@@ -42,7 +42,7 @@ from volcimage.providers.base import (
     UpstreamResult,
 )
 from volcimage.providers.catalog import Catalog, ModelInfo
-from volcimage.storage.files import LocalStore, write_atomic
+from volcimage.storage.files import Store, write_atomic
 from volcimage.storage.images import SUFFIX, prepare
 from volcimage.tasks.events import EventBus
 from volcimage.tasks.models import CallState, Image, Task, TaskStatus, UpstreamCall
@@ -91,7 +91,7 @@ class Runner:
         sessionmaker: async_sessionmaker[AsyncSession],
         providers: dict[str, Provider],
         catalog: Catalog,
-        store: LocalStore,
+        store: Store,
         bus: EventBus,
         owner: str | None = None,
     ) -> None:
@@ -572,15 +572,16 @@ class Runner:
         urls = []
         for ref in task.params.get("reference_images") or []:
             async with self.sessionmaker() as session:
-                found = await reference_file(session, self.store, ref)
-            if found is None or not found[0].is_file():
+                found = await reference_file(session, ref)
+            if found is None or not await asyncio.to_thread(self.store.exists, *found[:2]):
                 raise UpstreamError(
                     f"Reference image {ref['id']} no longer exists",
                     upstream_code="ReferenceGone",
                     retryable=False,
                 )
-            data = await asyncio.to_thread(found[0].read_bytes)
-            urls.append(f"data:{found[1]};base64,{base64.b64encode(data).decode('ascii')}")
+            area, key, mime = found
+            data = await asyncio.to_thread(self.store.read, area, key)
+            urls.append(f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}")
         return tuple(urls)
 
     async def _submit_and_poll(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +14,7 @@ from volcimage.config import Settings
 from volcimage.db import utcnow
 from volcimage.errors import Conflict, NotFound, RateLimited, ValidationError
 from volcimage.providers.catalog import Catalog, ModelInfo
-from volcimage.storage.files import LocalStore
+from volcimage.storage.files import Area, Store
 from volcimage.storage.images import StoredImage
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
 from volcimage.tasks.schemas import GenerateRequest, ImageUpdate
@@ -179,17 +178,17 @@ async def _reference(session: AsyncSession, ref_id: str) -> tuple[str, Upload | 
 
 
 async def reference_file(
-    session: AsyncSession, store: LocalStore, ref: dict[str, str]
-) -> tuple[Path, str] | None:
-    """(path, MIME type) of a task's reference image, or None if it is gone."""
+    session: AsyncSession, ref: dict[str, str]
+) -> tuple[Area, str, str] | None:
+    """(storage area, key, MIME type) of a task's reference image, or None if it is gone."""
     if ref["kind"] == "upload":
         upload = await session.scalar(select(Upload).where(Upload.upload_id == ref["id"]))
-        return (store.upload_path(upload.file_path), upload.mime_type) if upload else None
+        return ("uploads", upload.file_path, upload.mime_type) if upload else None
     image = await session.scalar(select(Image).where(Image.image_id == ref["id"]))
-    return (store.original_path(image.file_path), image.mime_type) if image else None
+    return ("images", image.file_path, image.mime_type) if image else None
 
 
-async def save_upload(session: AsyncSession, store: LocalStore, clean: StoredImage) -> Upload:
+async def save_upload(session: AsyncSession, store: Store, clean: StoredImage) -> Upload:
     suffix = ".jpg" if clean.mime_type == "image/jpeg" else ".png"
     file_key = await asyncio.to_thread(store.save_upload, clean.data, clean.digest, suffix)
     thumb_key = await asyncio.to_thread(store.save_thumbnail, clean.thumbnail, clean.digest)
