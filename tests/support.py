@@ -4,6 +4,7 @@ waiting on tasks through the API."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pwd
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -211,6 +213,29 @@ def render_nginx_template(values: dict[str, str]) -> str:
     leftover = re.findall(r"\$\{[A-Z_]+\}", text)
     assert not leftover, f"template variables without a value: {leftover}"
     return text
+
+
+@contextlib.contextmanager
+def behind_nginx(root: Path, **settings: Any) -> Iterator[tuple[Server, Nginx]]:
+    """`volcimage serve` in demo mode on SQLite with the deployment's nginx in front, as in
+    docker-compose (X-Accel-Redirect on)."""
+    port = free_port()
+    env = process_env(
+        root,
+        f"sqlite+aiosqlite:///{root}/data/database.db",
+        APP_PORT=port,
+        X_ACCEL_REDIRECT="true",
+        **settings,
+    )
+    server = Server(["serve"], env, root, port)
+    nginx = Nginx(root, port, root / "data")
+    try:
+        server.wait_ready()
+        nginx.start()
+        yield server, nginx
+    finally:
+        nginx.stop()
+        server.stop()
 
 
 class Nginx:

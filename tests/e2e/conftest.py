@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Nginx, Server, free_port, process_env
+from tests.support import behind_nginx
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,24 +38,8 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One server per test process; each test makes its own tasks and looks only at those."""
     root: Path = tmp_path_factory.mktemp("studio")
-    port = free_port()
-    env = process_env(
-        root,
-        f"sqlite+aiosqlite:///{root}/data/database.db",
-        APP_PORT=port,
-        EMULATOR_LATENCY_MS=150,
-        LOG_FORMAT="json",
-        X_ACCEL_REDIRECT="true",
-    )
-    server = Server(["serve"], env, root, port)
-    nginx = Nginx(root, port, root / "data")
-    try:
-        server.wait_ready()
-        nginx.start()
+    with behind_nginx(root, EMULATOR_LATENCY_MS=150, LOG_FORMAT="json") as (_server, nginx):
         yield nginx.url
-    finally:
-        nginx.stop()
-        server.stop()
 
 
 @pytest.fixture

@@ -57,8 +57,8 @@ def test_local_store_keys_are_relative_and_cannot_escape(tmp_path: Path) -> None
     store = LocalStore(tmp_path / "img", tmp_path / "thumb", tmp_path / "up")
     key = store.save_original(b"data", "ab" + "0" * 62, ".jpg")
     assert key == "ab/ab" + "0" * 62 + ".jpg"
-    assert store.original_path(key).read_bytes() == b"data"
+    assert store.read("images", key) == b"data"
     with pytest.raises(ValueError, match="escapes"):
-        store.original_path("../../etc/passwd")
+        store.local_path("images", "../../etc/passwd")
     store.delete(key, "missing.webp")
-    assert not store.original_path(key).exists()
+    assert not store.exists("images", key)

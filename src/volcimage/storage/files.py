@@ -96,9 +96,8 @@ class LocalStore:
         return self._save(self.thumbnail_dir, data, digest, ".webp")
 
     def _root(self, area: Area) -> Path:
-        return {"images": self.image_dir, "thumbnails": self.thumbnail_dir}.get(
-            area, self.upload_dir
-        )
+        roots = {"images": self.image_dir, "thumbnails": self.thumbnail_dir}
+        return roots.get(area, self.upload_dir)
 
     def local_path(self, area: Area, key: str) -> Path:
         return self._resolve(self._root(area), key)
@@ -120,18 +119,9 @@ class LocalStore:
     def save_upload(self, data: bytes, digest: str, suffix: str) -> str:
         return self._save(self.upload_dir, data, digest, suffix)
 
-    def upload_path(self, key: str) -> Path:
-        return self._resolve(self.upload_dir, key)
-
-    def original_path(self, key: str) -> Path:
-        return self._resolve(self.image_dir, key)
-
-    def thumbnail_path(self, key: str) -> Path:
-        return self._resolve(self.thumbnail_dir, key)
-
     def delete(self, original_key: str, thumbnail_key: str) -> None:
-        remove_quietly(self.original_path(original_key))
-        remove_quietly(self.thumbnail_path(thumbnail_key))
+        remove_quietly(self.local_path("images", original_key))
+        remove_quietly(self.local_path("thumbnails", thumbnail_key))
 
     def remove_abandoned_temp_files(self) -> int:
         """Deletes temp files left by dead processes of this host; returns how many."""

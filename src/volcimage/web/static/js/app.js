@@ -216,9 +216,6 @@
       themeLabel() {
         return this.t("theme." + this.theme);
       },
-      isDark() {
-        return document.documentElement.classList.contains("dark");
-      },
 
       // ---- the parameters panel -------------------------------------------------------------
       currentModel() {
