@@ -307,9 +307,10 @@ def test_history_loads_more_as_it_scrolls(page: Page, studio_url: str) -> None:
         ]
     open_studio(page, studio_url)
     page.get_by_test_id("tab-history").click()
-    page.get_by_test_id("search").fill(f"scroll {marker}")
+    with page.expect_response(lambda r: f"q=scroll+{marker}" in r.url):  # after the debounce
+        page.get_by_test_id("search").fill(f"scroll {marker}")
     items = page.get_by_test_id("history-item")
-    expect(items).to_have_count(20)  # the first page
+    expect(items).to_have_count(20)  # the first page of the search
     items.last.scroll_into_view_if_needed()
     expect(items).to_have_count(25)  # the next page, fetched when the end came into view
     assert len(ids) == 25
