@@ -306,17 +306,15 @@ class Stack:
             tmp_path,
             port,
         )
-        app_settings = {k: v for k, v in settings.items() if not k.startswith("EMULATOR_")}
-        self.env = process_env(
-            tmp_path,
-            database_url,
-            VOLC_PROVIDER_MODE="real",
-            ARK_API_KEY="stack-ark-key",
-            ARK_BASE_URL=f"{self.emulator.url}/api/v3",
-            VOLC_BASE_URL=f"{self.emulator.url}/visual",
-            TASK_LEASE_SECONDS=2,
-            **app_settings,
-        )
+        app_settings = {
+            "VOLC_PROVIDER_MODE": "real",
+            "ARK_API_KEY": "stack-ark-key",
+            "ARK_BASE_URL": f"{self.emulator.url}/api/v3",
+            "VOLC_BASE_URL": f"{self.emulator.url}/visual",
+            "TASK_LEASE_SECONDS": 2,  # dead workers' tasks come back fast
+            **{k: v for k, v in settings.items() if not k.startswith("EMULATOR_")},
+        }
+        self.env = process_env(tmp_path, database_url, **app_settings)
         self.apis = []
         for _ in range(apis):
             api_port = free_port()

@@ -198,7 +198,13 @@ class Runner:
                 Task.status.in_([TaskStatus.PENDING, TaskStatus.RETRYING]),
                 Task.run_after <= now,
             ),
-            and_(Task.status == TaskStatus.PROCESSING, Task.lease_expires_at < now),
+            # an expired lease, but never one of ours still running: a heartbeat that came
+            # late under load must not start the same task twice in this process
+            and_(
+                Task.status == TaskStatus.PROCESSING,
+                Task.lease_expires_at < now,
+                Task.id.not_in(list(self._running)),
+            ),
         )
         candidates = select(Task.id).where(claimable).order_by(Task.run_after, Task.id).limit(limit)
         if self._is_postgres:
