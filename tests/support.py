@@ -182,6 +182,19 @@ class Studio:
     async def run(self, **body: Any) -> dict[str, Any]:
         return await wait_for_task(self.client, (await self.generate(**body))["task_id"])
 
+    def new_client(self) -> httpx.AsyncClient:
+        """Another browser: its own cookies, the same app."""
+        transport = httpx.ASGITransport(app=self.app)
+        return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+    async def sign_in(self, client: httpx.AsyncClient | None = None, **body: Any) -> dict[str, Any]:
+        """POST /session, then send the CSRF token with every later request, as the page does."""
+        client = client or self.client
+        response = await client.post("/api/v1/session", json=body)
+        assert response.status_code == 200, response.text
+        client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+        return dict(response.json())
+
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "default.conf.template"

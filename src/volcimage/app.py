@@ -39,6 +39,7 @@ from volcimage.tasks.events import EventBus
 from volcimage.tasks.relay import start_relay
 from volcimage.tasks.routes import router as tasks_router
 from volcimage.tasks.runner import Runner
+from volcimage.users.routes import router as users_router
 
 log = logging.getLogger("volcimage.app")
 STATIC_DIR = files("volcimage") / "web" / "static"
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     app.add_middleware(RequestMetrics)
     app.include_router(access_router)
     app.include_router(audit_router)
+    app.include_router(users_router)
     app.include_router(tasks_router)
     app.include_router(system_router)
     app.include_router(metrics_router)

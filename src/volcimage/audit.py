@@ -9,21 +9,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from volcimage.tasks.deps import get_session
+from volcimage.tasks.deps import Caller, get_caller, get_session
 from volcimage.tasks.models import AuditEntry
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-
-
-def actor_of(request: Request) -> str:
-    """How the caller proved who it is; never the key or any secret itself."""
-    headers = request.headers
-    if headers.get("x-api-key") or headers.get("authorization", "").lower().startswith("bearer "):
-        return "api-key"
-    if "volcimage_session" in request.cookies:
-        return "session"
-    return "anonymous"
+CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 def client_of(request: Request) -> str | None:
@@ -35,11 +26,15 @@ def record(
     request: Request,
     action: str,
     target: str | None = None,
+    *,
+    actor: str | None = None,
     **detail: Any,
 ) -> None:
+    """`actor` defaults to the caller: a username, or how it proved itself ("api-key",
+    "session"), never a key or password."""
     session.add(
         AuditEntry(
-            actor=actor_of(request),
+            actor=(actor or get_caller(request).name)[:100],
             client=client_of(request),
             action=action,
             target=target,
@@ -60,13 +55,16 @@ class AuditPublic(BaseModel):
 @router.get("/audit", response_model=list[AuditPublic])
 async def audit_log(
     session: SessionDep,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     action: Annotated[str | None, Query(max_length=50)] = None,
 ) -> list[AuditPublic]:
-    """The latest entries, newest first."""
+    """The latest entries, newest first: everyone's for an admin, one's own for a user."""
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if action:
         stmt = stmt.where(AuditEntry.action == action)
+    if not caller.is_admin:
+        stmt = stmt.where(AuditEntry.actor == caller.name)
     return [
         AuditPublic(
             at=entry.at.isoformat(),

@@ -1,9 +1,10 @@
-"""One CLI: serve | worker | emulator | migrate."""
+"""One CLI: serve | worker | emulator | migrate | user."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import signal
 import sys
@@ -12,6 +13,7 @@ import uvicorn
 
 from volcimage import __version__
 from volcimage.config import ConfigError, Settings, load_settings
+from volcimage.errors import VolcImageError
 from volcimage.logs import configure_logging
 from volcimage.migrate import migrate
 
@@ -35,6 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=9090)
 
     commands.add_parser("migrate", help="upgrade the database schema")
+
+    user = commands.add_parser("user", help="user accounts (ENABLE_USER_ACCOUNTS)")
+    actions = user.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new user; asks for the password")
+    create.add_argument("username")
+    create.add_argument("--admin", action="store_true", help="sees and manages everything")
+    create.add_argument("--quota", type=int, help="images a day (default USER_DAILY_IMAGE_QUOTA)")
+    create.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    change = actions.add_parser("set", help="change a user")
+    change.add_argument("username")
+    change.add_argument("--password", action="store_true", help="ask for a new password")
+    change.add_argument("--password-stdin", action="store_true", help="new password from stdin")
+    change.add_argument("--admin", action=argparse.BooleanOptionalAction)
+    change.add_argument("--disabled", action=argparse.BooleanOptionalAction)
+    change.add_argument("--quota", type=int, help="images a day; -1 = the default")
+    actions.add_parser("list", help="every user")
     return parser
 
 
@@ -49,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         migrate(settings)
         log.info("database is up to date")
+        return 0
+    if args.command == "user":
+        migrate(settings)
+        try:
+            asyncio.run(manage_users(settings, args))
+        except VolcImageError as exc:
+            print(f"volcimage: {exc.message}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "emulator":
         from volcimage.emulator.app import create_emulator_app
@@ -96,3 +122,57 @@ async def run_worker(settings: Settings) -> None:
         if relay is not None:
             await relay.stop()
         await state.engine.dispose()
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise VolcImageError("The two passwords differ")
+    return first
+
+
+async def manage_users(settings: Settings, args: argparse.Namespace) -> None:
+    from volcimage.db import create_engine, create_sessionmaker
+    from volcimage.users import service
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            if args.action == "list":
+                for user in await service.list_users(session):
+                    role = "admin" if user.is_admin else "user"
+                    state = "disabled" if user.disabled else "active"
+                    quota = "default" if user.daily_image_quota is None else user.daily_image_quota
+                    print(f"{user.username}\t{role}\t{state}\tquota={quota}")
+                return
+            if args.action == "create":
+                password = read_password(args.password_stdin)
+                user = await service.create_user(
+                    session,
+                    args.username,
+                    password,
+                    is_admin=args.admin,
+                    daily_image_quota=args.quota,
+                )
+            else:
+                user = await service.get_user(session, args.username)
+                new_password = None
+                if args.password or args.password_stdin:
+                    new_password = read_password(args.password_stdin)
+                await service.update_user(
+                    session,
+                    user,
+                    password=new_password,
+                    is_admin=args.admin,
+                    disabled=args.disabled,
+                    daily_image_quota=args.quota
+                    if args.quota is not None and args.quota >= 0
+                    else None,
+                    default_quota=args.quota is not None and args.quota < 0,
+                )
+            await session.commit()
+            print(f"user {user.username} saved" + (" (admin)" if user.is_admin else ""))
+    finally:
+        await engine.dispose()

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     API_KEY: SecretStr | None = None
     BASIC_AUTH_USERNAME: str | None = None
     BASIC_AUTH_PASSWORD: SecretStr | None = None
+    # Accounts: users sign in with a password (create the first admin with `volcimage user`)
+    ENABLE_USER_ACCOUNTS: bool = False
+    SESSION_HOURS: int = Field(24 * 14, ge=1, le=24 * 365, description="a sign-in lasts this long")
+    USER_DAILY_IMAGE_QUOTA: int = Field(0, ge=0, description="images a day per user; 0 = off")
+    LOGIN_ATTEMPTS_PER_MINUTE: int = Field(10, ge=1, description="failed sign-ins per client")
     RATE_LIMIT_PER_MINUTE: int = Field(600, ge=0, description="API requests per client; 0 = off")
     DAILY_IMAGE_QUOTA: int = Field(0, ge=0, description="images a day for everyone; 0 = off")
     UPSTREAM_IMAGES_PER_MINUTE: int = Field(0, ge=0, description="all workers together; 0 = off")
@@ -140,7 +145,18 @@ class Settings(BaseSettings):
             raise ValueError("API_KEY must be set when ENABLE_API_KEY_AUTH is true")
         if (self.BASIC_AUTH_USERNAME is None) != (self.BASIC_AUTH_PASSWORD is None):
             raise ValueError("set both BASIC_AUTH_USERNAME and BASIC_AUTH_PASSWORD, or neither")
+        if self.ENABLE_USER_ACCOUNTS and self.BASIC_AUTH_USERNAME is not None:
+            raise ValueError("choose user accounts or HTTP basic auth, not both")
         return self
+
+    @property
+    def access_mode(self) -> Literal["open", "api_key", "basic", "accounts"]:
+        """How the page signs in: with nothing, an API key, the browser's basic auth, or a user."""
+        if self.ENABLE_USER_ACCOUNTS:
+            return "accounts"
+        if self.BASIC_AUTH_USERNAME is not None:
+            return "basic"
+        return "api_key" if self.ENABLE_API_KEY_AUTH else "open"
 
     @property
     def upload_dir(self) -> Path:

@@ -2,6 +2,8 @@
 
 VolcImageError
 ├── ValidationError      400 validation_error (bad input; `details` says which field)
+├── Unauthorized         401 unauthorized
+├── Forbidden            403 forbidden (signed in, but not allowed)
 ├── NotFound             404 not_found
 ├── Conflict             409 conflict (the resource is in the wrong state)
 ├── RateLimited          429 rate_limit_exceeded (with `retry_after` seconds)
@@ -41,6 +43,11 @@ class Conflict(VolcImageError):
 class Unauthorized(VolcImageError):
     status_code = 401
     code = "unauthorized"
+
+
+class Forbidden(VolcImageError):
+    status_code = 403
+    code = "forbidden"
 
 
 class RateLimited(VolcImageError):

@@ -1,7 +1,11 @@
-"""The page on a studio with an API key: it asks for the key once, then works as usual."""
+"""The page on a guarded studio: it asks for the API key, or for a username and password when
+accounts are on, then works as usual for what the signed-in user may see."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +57,79 @@ def test_page_asks_for_the_api_key_then_generates(page: Page, guarded_url: str) 
     cookies = page.context.cookies()
     assert all(KEY not in c["value"] for c in cookies)
     assert any(c["name"] == "volcimage_session" and c["httpOnly"] for c in cookies)
+
+
+@pytest.fixture
+def accounts_url(tmp_path: Path) -> Iterator[str]:
+    """A studio with accounts: an admin and a member made with the CLI, as an operator would."""
+    port = free_port()
+    env = process_env(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path}/data/database.db",
+        APP_PORT=port,
+        ENABLE_USER_ACCOUNTS="true",
+    )
+    for name, extra in (("boss", ["--admin"]), ("alice", [])):
+        made = subprocess.run(
+            [sys.executable, "-m", "volcimage", "user", "create", name, "--password-stdin", *extra],
+            input=f"{name}-password\n",
+            env={**os.environ, **env},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+    server = Server(["serve"], env, tmp_path, port)
+    try:
+        server.wait_ready()
+        yield server.url
+    finally:
+        server.stop()
+
+
+def sign_in(page: Page, name: str, password: str) -> None:
+    page.get_by_test_id("username").fill(name)
+    page.get_by_test_id("password").fill(password)
+    page.get_by_test_id("login-submit").click()
+
+
+def test_members_sign_in_and_see_only_their_work_admins_manage_users(
+    page: Page, accounts_url: str
+) -> None:
+    page.goto(accounts_url)
+    dialog = page.get_by_test_id("login")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("登录 volcimage")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_visible()  # there is nothing to see before signing in
+    sign_in(page, "alice", "wrong-password")
+    expect(page.get_by_test_id("login-error")).to_have_text("用户名或密码不正确")
+    sign_in(page, "alice", "alice-password")
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id("account-name")).to_have_text("alice")
+    expect(page.get_by_test_id("users-button")).to_be_hidden()
+    page.get_by_test_id("model-select").select_option("seedream-3.0")
+    page.get_by_test_id("prompt").fill("alice's lantern")
+    page.get_by_test_id("generate").click()
+    card = page.get_by_test_id("gallery-task").filter(has_text="alice's lantern")
+    expect(card.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
+    page.get_by_test_id("sign-out").click()
+    expect(dialog).to_be_visible()
+    expect(page.get_by_test_id("gallery-task")).to_have_count(0)
+
+    sign_in(page, "boss", "boss-password")
+    expect(page.get_by_test_id("account-name")).to_have_text("boss · 管理员")
+    expect(page.get_by_test_id("gallery-task").filter(has_text="alice's lantern")).to_have_count(1)
+    page.get_by_test_id("users-button").click()
+    users = page.get_by_test_id("users")
+    expect(users.get_by_test_id("user-row")).to_have_count(2)
+    page.get_by_test_id("new-username").fill("carol")
+    page.get_by_test_id("new-password").fill("carol-password")
+    page.get_by_test_id("new-user-submit").click()
+    expect(users.get_by_test_id("user-row")).to_have_count(3)
+    carol = users.locator('[data-username="carol"]')
+    carol.get_by_test_id("user-toggle").click()
+    expect(carol.get_by_test_id("user-toggle")).to_have_text("启用")
+    cookies = page.context.cookies()
+    assert all("password" not in c["value"] for c in cookies)

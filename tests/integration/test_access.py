@@ -43,13 +43,20 @@ async def test_session_cookie_for_the_page_holds_no_key(make_studio: Any) -> Non
         assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized"
         assert "set-cookie" not in wrong.headers
         login = await client.post("/api/v1/session", json={"api_key": KEY})
-        assert login.status_code == 204
+        assert login.status_code == 200
+        assert login.json()["mode"] == "api_key" and login.json()["signed_in"]
         cookie = login.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and KEY not in cookie
         assert (await client.get("/api/v1/tasks")).status_code == 200  # the client keeps it
-        created = await client.post("/api/v1/generate", json={"prompt": "with a cookie"})
+        forged = await client.post("/api/v1/generate", json={"prompt": "from another site"})
+        assert forged.status_code == 403 and forged.json()["error"] == "csrf_failed"
+        csrf = (await client.get("/api/v1/session")).json()["csrf_token"]
+        assert csrf == login.json()["csrf_token"]
+        created = await client.post(
+            "/api/v1/generate", json={"prompt": "with a cookie"}, headers={"X-CSRF-Token": csrf}
+        )
         assert created.status_code == 201
-        await client.delete("/api/v1/session")
+        await client.delete("/api/v1/session", headers={"X-CSRF-Token": csrf})
         assert (await client.get("/api/v1/tasks")).status_code == 401
 
 
@@ -130,7 +137,7 @@ async def test_audit_log_records_who_did_what_without_secrets(make_studio: Any) 
     async with make_studio(ENABLE_API_KEY_AUTH="true", API_KEY=KEY) as studio:
         client = studio.client
         await client.post("/api/v1/session", json={"api_key": "wrong-guess"})
-        await client.post("/api/v1/session", json={"api_key": KEY})
+        await studio.sign_in(api_key=KEY)
         task = await studio.run(prompt="audited lighthouse")
         image_id = task["images"][0]["image_id"]
         await client.patch(f"/api/v1/images/{image_id}", json={"favorite": True})

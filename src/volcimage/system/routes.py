@@ -7,20 +7,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from volcimage import __version__
 from volcimage.metrics import render as render_metrics
 from volcimage.migrate import head_revision
-from volcimage.tasks.deps import State, get_session, get_state
+from volcimage.tasks.deps import Caller, State, get_caller, get_session, get_state
 from volcimage.tasks.service import images_asked_today
+from volcimage.users.models import User
+from volcimage.users.service import daily_limit
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
 metrics_router = APIRouter()
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 StateDep = Annotated[State, Depends(get_state)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 class Quota(BaseModel):
@@ -33,7 +36,8 @@ class SystemInfo(BaseModel):
     api_connected: bool
     mode: str
     models: list[str]
-    quota: Quota
+    quota: Quota = Field(description="Images asked for today by everyone, and the daily budget")
+    user_quota: Quota | None = Field(None, description="The signed-in user's own, with accounts")
 
 
 @router.get("/models")
@@ -53,15 +57,21 @@ async def models(state: StateDep) -> dict[str, Any]:
 
 
 @router.get("/system/info", response_model=SystemInfo)
-async def system_info(session: SessionDep, state: StateDep) -> SystemInfo:
+async def system_info(session: SessionDep, state: StateDep, caller: CallerDep) -> SystemInfo:
     used = await images_asked_today(session)
     settings = state.settings
+    user = await session.get(User, caller.user_id) if caller.user_id is not None else None
+    user_quota = None
+    if user is not None:
+        mine = await images_asked_today(session, user.id)
+        user_quota = Quota(used=mine, limit=daily_limit(user, settings))
     return SystemInfo(
         version=__version__,
         api_connected=settings.ark_mode == "demo" or settings.ARK_API_KEY is not None,
         mode=settings.ark_mode,
         models=[m.id for m in state.catalog.models],
         quota=Quota(used=used, limit=settings.DAILY_IMAGE_QUOTA or None),
+        user_quota=user_quota,
     )
 
 

@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from fastapi import FastAPI, Request
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from volcimage.config import Settings
 from volcimage.providers.catalog import Catalog
 from volcimage.storage.files import Store
 from volcimage.tasks.events import EventBus
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking. Everyone sees everything unless accounts are on: then a user sees only
+    their own tasks, images and uploads, and an admin (or the API key) sees all."""
+
+    name: str  # for the audit log: a username, "api-key", "session", "anonymous" …
+    user_id: int | None = None
+    is_admin: bool = True
+
+    @property
+    def owner(self) -> int | None:
+        """The owner to filter by, or None to see everything."""
+        return None if self.is_admin else self.user_id
+
+
+ANONYMOUS = Caller("anonymous")
 
 
 @dataclass
@@ -24,10 +44,19 @@ class State:
     store: Store
     bus: EventBus
     emulator: FastAPI | None = None  # demo mode: the built-in emulator, shared by all callers
+    # Failed sign-ins per client, in this process: a guessing client is slowed, not locked out
+    login_attempts: MovingWindowRateLimiter = field(
+        default_factory=lambda: MovingWindowRateLimiter(MemoryStorage())
+    )
 
 
 def get_state(request: Request) -> State:
     return cast(State, request.app.state.volcimage)
+
+
+def get_caller(request: Request) -> Caller:
+    """Set by the access middleware (`access.py`) for every request."""
+    return cast(Caller, getattr(request.state, "caller", ANONYMOUS))
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -1,5 +1,5 @@
 """Tables: `tasks` (also the queue), `upstream_calls` (one per paid call), `images`, `user_tags`,
-`uploads`, `audit_log`."""
+`uploads`, `audit_log`. Tasks and uploads belong to a user when accounts are on (`owner_id`)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from volcimage.db import Base, UTCDateTime, utcnow
+from volcimage.users import models as _users  # noqa: F401 - the `users` table the owners are in
 
 
 class TaskStatus(enum.StrEnum):
@@ -58,6 +59,7 @@ class Task(Base):
     steps: Mapped[int | None] = mapped_column(Integer)
     scale: Mapped[float | None] = mapped_column(Float)
     seed: Mapped[int | None] = mapped_column(Integer)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     result_images: Mapped[list[str]] = mapped_column(JSON, default=list)
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -86,6 +88,7 @@ class Task(Base):
         Index("idx_status", "status"),
         Index("idx_created_at", "created_at"),
         Index("idx_tasks_queue", "status", "run_after"),
+        Index("idx_tasks_owner", "owner_id", "created_at"),
     )
 
 
@@ -169,6 +172,7 @@ class Upload(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     upload_id: Mapped[str] = mapped_column(String(36), unique=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     content_hash: Mapped[str] = mapped_column(String(64))
     file_path: Mapped[str] = mapped_column(String(255))
     thumbnail_path: Mapped[str] = mapped_column(String(255))
@@ -178,7 +182,10 @@ class Upload(Base):
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (Index("idx_uploads_hash", "content_hash"),)
+    __table_args__ = (
+        Index("idx_uploads_hash", "content_hash"),
+        Index("idx_uploads_owner", "owner_id"),
+    )
 
 
 class AuditEntry(Base):

@@ -22,8 +22,8 @@ from volcimage.errors import NotFound, ValidationError
 from volcimage.storage.files import Area, Store
 from volcimage.storage.uploads import clean_upload
 from volcimage.tasks import service
-from volcimage.tasks.deps import State, get_session, get_state
-from volcimage.tasks.models import TaskStatus
+from volcimage.tasks.deps import Caller, State, get_caller, get_session, get_state
+from volcimage.tasks.models import Task, TaskStatus
 from volcimage.tasks.schemas import (
     GenerateRequest,
     GenerateResponse,
@@ -35,6 +35,7 @@ from volcimage.tasks.schemas import (
     TaskPublic,
     UploadPublic,
     image_public,
+    task_event,
     task_public,
     upload_public,
 )
@@ -42,6 +43,7 @@ from volcimage.tasks.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 StateDep = Annotated[State, Depends(get_state)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 
 MAX_ARCHIVE_IMAGES = 500
 
@@ -66,10 +68,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/generate", status_code=201, response_model=GenerateResponse, responses=ERRORS)
 async def generate(
-    body: GenerateRequest, request: Request, session: SessionDep, state: StateDep
+    body: GenerateRequest, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> GenerateResponse:
     """Queue a generation task; follow it with GET /task/{id} or GET /events."""
-    task = await service.create_task(session, body, state.catalog, state.settings)
+    task = await service.create_task(session, body, state.catalog, state.settings, caller)
     ahead = await service.count_active(session)
     audit.record(
         session,
@@ -81,7 +83,7 @@ async def generate(
         num_images=task.num_images,
     )
     await session.commit()
-    state.bus.publish({"type": "task.created", "task": task_public(task).model_dump(mode="json")})
+    state.bus.publish(task_event("task.created", task))
     return GenerateResponse(
         task_id=task.task_id,
         status=task.status,
@@ -93,57 +95,57 @@ async def generate(
 
 
 @router.get("/task/{task_id}", response_model=TaskPublic, responses=ERRORS)
-async def get_task(task_id: str, session: SessionDep) -> TaskPublic:
-    return task_public(await service.get_task(session, task_id))
+async def get_task(task_id: str, session: SessionDep, caller: CallerDep) -> TaskPublic:
+    return task_public(await service.get_task(session, task_id, caller))
 
 
 @router.get("/tasks", response_model=TaskList)
 async def list_tasks(
     session: SessionDep,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     status: TaskStatus | None = None,
 ) -> TaskList:
-    tasks = await service.list_tasks(session, limit, status)
+    tasks = await service.list_tasks(session, caller, limit, status)
     return TaskList(items=[task_public(t) for t in tasks])
 
 
 @router.post("/task/{task_id}/cancel", response_model=TaskPublic, responses=ERRORS)
 async def cancel_task(
-    task_id: str, request: Request, session: SessionDep, state: StateDep
+    task_id: str, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> TaskPublic:
-    task = await service.cancel_task(session, await service.get_task(session, task_id))
+    task = await service.cancel_task(session, await service.get_task(session, task_id, caller))
     audit.record(session, request, "task.cancel", task_id)
     await session.commit()
     if task.cancel_requested:
         state.bus.request_cancel(task.id)
-    public = task_public(task)
-    state.bus.publish({"type": "task.updated", "task": public.model_dump(mode="json")})
-    return public
+    state.bus.publish(task_event("task.updated", task))
+    return task_public(task)
 
 
 @router.post("/task/{task_id}/retry", response_model=TaskPublic, responses=ERRORS)
 async def retry_task(
-    task_id: str, request: Request, session: SessionDep, state: StateDep
+    task_id: str, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> TaskPublic:
-    task = await service.retry_task(session, await service.get_task(session, task_id))
+    task = await service.retry_task(session, await service.get_task(session, task_id, caller))
     audit.record(session, request, "task.retry", task_id)
     await session.commit()
-    public = task_public(task)
-    state.bus.publish({"type": "task.created", "task": public.model_dump(mode="json")})
-    return public
+    state.bus.publish(task_event("task.created", task))
+    return task_public(task)
 
 
 @router.delete("/task/{task_id}", status_code=204, responses=ERRORS)
 async def delete_task(
-    task_id: str, request: Request, session: SessionDep, state: StateDep
+    task_id: str, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> Response:
     """Cancel the task if it is running, then delete it with its images."""
-    return await _delete(task_id, request, session, state)
+    return await _delete(await service.get_task(session, task_id, caller), request, session, state)
 
 
 @router.get("/history", response_model=HistoryPage)
 async def history(
     session: SessionDep,
+    caller: CallerDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     q: Annotated[str | None, Query(max_length=200, description="Search prompt text")] = None,
@@ -156,6 +158,7 @@ async def history(
 ) -> HistoryPage:
     total, tasks = await service.history(
         session,
+        caller,
         page=page,
         limit=limit,
         q=q,
@@ -171,28 +174,28 @@ async def history(
 
 @router.delete("/history/{task_id}", status_code=204, responses=ERRORS)
 async def delete_history(
-    task_id: str, request: Request, session: SessionDep, state: StateDep
+    task_id: str, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> Response:
-    return await _delete(task_id, request, session, state)
+    return await _delete(await service.get_task(session, task_id, caller), request, session, state)
 
 
-async def _delete(task_id: str, request: Request, session: AsyncSession, state: State) -> Response:
-    task = await service.get_task(session, task_id)
+async def _delete(task: Task, request: Request, session: AsyncSession, state: State) -> Response:
+    task_id, owner = task.task_id, task.owner_id
     orphans = await service.delete_task(session, task)
     audit.record(session, request, "task.delete", task_id, prompt=task.prompt)
     await session.commit()
     for original, thumbnail in orphans:
         await asyncio.to_thread(state.store.delete, original, thumbnail)
-    state.bus.publish({"type": "task.deleted", "task": {"task_id": task_id}})
+    state.bus.publish({"type": "task.deleted", "owner": owner, "task": {"task_id": task_id}})
     return Response(status_code=204)
 
 
 @router.get("/images/{image_id}", response_class=FileResponse, responses=ERRORS)
 async def get_image(
-    image_id: str, session: SessionDep, state: StateDep, download: bool = False
+    image_id: str, session: SessionDep, state: StateDep, caller: CallerDep, download: bool = False
 ) -> Response:
     """The original file; `?download=1` makes it an attachment."""
-    image = await service.get_image(session, image_id)
+    image = await service.get_image(session, image_id, caller)
     return await _file(
         state,
         "images",
@@ -206,27 +209,36 @@ async def get_image(
 
 @router.patch("/images/{image_id}", response_model=ImagePublic, responses=ERRORS)
 async def update_image(
-    image_id: str, change: ImageUpdate, request: Request, session: SessionDep, state: StateDep
+    image_id: str,
+    change: ImageUpdate,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    caller: CallerDep,
 ) -> ImagePublic:
     """Marks an image as a favourite or sets its tags."""
-    image = await service.update_image(session, await service.get_image(session, image_id), change)
+    image = await service.get_image(session, image_id, caller)
+    image = await service.update_image(session, image, change)
+    owner = await service.owner_of(session, image)
     audit.record(session, request, "image.update", image_id, **change.model_dump(exclude_none=True))
     await session.commit()
     public = image_public(image)
-    state.bus.publish({"type": "image.updated", "image": public.model_dump(mode="json")})
+    event = {"type": "image.updated", "owner": owner, "image": public.model_dump(mode="json")}
+    state.bus.publish(event)
     return public
 
 
 @router.get("/tags", response_model=list[TagCount])
-async def tags(session: SessionDep) -> list[TagCount]:
+async def tags(session: SessionDep, caller: CallerDep) -> list[TagCount]:
     """Every tag in use, most used first."""
-    return [TagCount(name=n, count=c) for n, c in await service.tag_counts(session)]
+    return [TagCount(name=n, count=c) for n, c in await service.tag_counts(session, caller)]
 
 
 @router.get("/archive", response_class=StreamingResponse, responses=ERRORS)
 async def archive(
     session: SessionDep,
     state: StateDep,
+    caller: CallerDep,
     ids: Annotated[str, Query(description="Comma-separated image ids, at most 500")],
 ) -> StreamingResponse:
     """The originals of the given images as one ZIP, streamed as it is written."""
@@ -237,7 +249,7 @@ async def archive(
         )
     archive = ZipStream(sized=True)
     store = state.store
-    for image in await service.images_by_ids(session, image_ids):
+    for image in await service.images_by_ids(session, image_ids, caller):
         if not await asyncio.to_thread(store.exists, "images", image.file_path):
             raise NotFound(f"The file of image {image.image_id} is missing")
         name = f"volcimage-{image.image_id}{Path(image.file_path).suffix}"
@@ -258,8 +270,10 @@ async def archive(
 
 
 @router.get("/images/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
-async def get_thumbnail(image_id: str, session: SessionDep, state: StateDep) -> Response:
-    image = await service.get_image(session, image_id)
+async def get_thumbnail(
+    image_id: str, session: SessionDep, state: StateDep, caller: CallerDep
+) -> Response:
+    image = await service.get_image(session, image_id, caller)
     return await _file(
         state,
         "thumbnails",
@@ -317,6 +331,7 @@ async def upload(
     request: Request,
     session: SessionDep,
     state: StateDep,
+    caller: CallerDep,
     file: Annotated[UploadFile, File(description="A JPEG, PNG or WebP reference image")],
 ) -> UploadPublic:
     """Keeps a reference image for image-to-image models: its type is read from the bytes,
@@ -330,15 +345,17 @@ async def upload(
         state.settings.THUMBNAIL_MAX_SIZE,
         state.settings.THUMBNAIL_QUALITY,
     )
-    stored = await service.save_upload(session, state.store, clean)
+    stored = await service.save_upload(session, state.store, clean, caller)
     audit.record(session, request, "upload.create", stored.upload_id, bytes=stored.file_size)
     await session.commit()
     return upload_public(stored)
 
 
 @router.get("/uploads/{upload_id}", response_class=FileResponse, responses=ERRORS)
-async def get_upload(upload_id: str, session: SessionDep, state: StateDep) -> Response:
-    stored = await service.get_upload(session, upload_id)
+async def get_upload(
+    upload_id: str, session: SessionDep, state: StateDep, caller: CallerDep
+) -> Response:
+    stored = await service.get_upload(session, upload_id, caller)
     return await _file(
         state,
         "uploads",
@@ -349,8 +366,10 @@ async def get_upload(upload_id: str, session: SessionDep, state: StateDep) -> Re
 
 
 @router.get("/uploads/{upload_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
-async def get_upload_thumbnail(upload_id: str, session: SessionDep, state: StateDep) -> Response:
-    stored = await service.get_upload(session, upload_id)
+async def get_upload_thumbnail(
+    upload_id: str, session: SessionDep, state: StateDep, caller: CallerDep
+) -> Response:
+    stored = await service.get_upload(session, upload_id, caller)
     return await _file(
         state,
         "thumbnails",
@@ -365,8 +384,9 @@ async def get_upload_thumbnail(upload_id: str, session: SessionDep, state: State
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
 )
-async def events(request: Request, state: StateDep) -> EventSourceResponse:
-    """Server-Sent Events: `event: task`, data `{type, task}` on every task state change."""
+async def events(request: Request, state: StateDep, caller: CallerDep) -> EventSourceResponse:
+    """Server-Sent Events: `event: task`, data `{type, task}` on every change of a task the
+    caller may see."""
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         async with state.bus.subscribe() as queue:
@@ -376,6 +396,9 @@ async def events(request: Request, state: StateDep) -> EventSourceResponse:
                     event = await asyncio.wait_for(queue.get(), timeout=15)
                 except TimeoutError:
                     continue  # sse-starlette sends its own keep-alive pings
-                yield {"event": "task", "data": json.dumps(event, ensure_ascii=False)}
+                if not caller.is_admin and event.get("owner") != caller.user_id:
+                    continue
+                public = {k: v for k, v in event.items() if k != "owner"}
+                yield {"event": "task", "data": json.dumps(public, ensure_ascii=False)}
 
     return EventSourceResponse(stream(), ping=15, headers={"X-Accel-Buffering": "no"})

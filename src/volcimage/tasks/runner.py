@@ -46,7 +46,7 @@ from volcimage.storage.files import Store, write_atomic
 from volcimage.storage.images import SUFFIX, prepare
 from volcimage.tasks.events import EventBus
 from volcimage.tasks.models import CallState, Image, Task, TaskStatus, UpstreamCall
-from volcimage.tasks.schemas import task_public
+from volcimage.tasks.schemas import task_event
 from volcimage.tasks.service import get_task_by_pk, reference_file
 
 log = logging.getLogger("volcimage.runner")
@@ -763,7 +763,7 @@ class Runner:
         async with self.sessionmaker() as session:
             task = await get_task_by_pk(session, pk)
             if task is not None:
-                self.bus.publish({"type": kind, "task": task_public(task).model_dump(mode="json")})
+                self.bus.publish(task_event(kind, task))
 
 
 @dataclass(frozen=True)

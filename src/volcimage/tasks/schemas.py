@@ -182,6 +182,11 @@ def image_public(image: Image) -> ImagePublic:
     )
 
 
+def task_event(kind: str, task: Task) -> dict[str, Any]:
+    """An event for the bus; `owner` decides who may receive it (see the events route)."""
+    return {"type": kind, "owner": task.owner_id, "task": task_public(task).model_dump(mode="json")}
+
+
 def task_public(task: Task) -> TaskPublic:
     error = (
         TaskError(code=task.error_code, message=task.error_message) if task.error_message else None

@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from volcimage.config import Settings
 from volcimage.db import utcnow
@@ -16,11 +16,22 @@ from volcimage.errors import Conflict, NotFound, RateLimited, ValidationError
 from volcimage.providers.catalog import Catalog, ModelInfo
 from volcimage.storage.files import Area, Store
 from volcimage.storage.images import StoredImage
+from volcimage.tasks.deps import Caller
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
 from volcimage.tasks.schemas import GenerateRequest, ImageUpdate
+from volcimage.users.models import User
+from volcimage.users.service import daily_limit
 
 ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING, TaskStatus.RETRYING)
 SECONDS_PER_IMAGE = 8
+
+
+def visible(caller: Caller, owner: InstrumentedAttribute[int | None]) -> list[ColumnElement[bool]]:
+    """Conditions on `owner` (Task.owner_id, Upload.owner_id): none for a caller who sees
+    everything, else the caller's own rows only."""
+    if caller.is_admin:
+        return []
+    return [owner == caller.user_id] if caller.user_id is not None else [false()]
 
 
 def check_request(request: GenerateRequest, catalog: Catalog) -> tuple[ModelInfo, int, int]:
@@ -109,7 +120,11 @@ def _checked_size(request: GenerateRequest, model: ModelInfo) -> tuple[int, int]
 
 
 async def create_task(
-    session: AsyncSession, request: GenerateRequest, catalog: Catalog, settings: Settings
+    session: AsyncSession,
+    request: GenerateRequest,
+    catalog: Catalog,
+    settings: Settings,
+    caller: Caller,
 ) -> Task:
     model, width, height = check_request(request, catalog)
     waiting = await session.scalar(
@@ -117,18 +132,18 @@ async def create_task(
     )
     if settings.DAILY_IMAGE_QUOTA:
         used = await images_asked_today(session)
-        if used + request.num_images > settings.DAILY_IMAGE_QUOTA:
-            raise RateLimited(
-                f"Today's image budget is used: {used} of {settings.DAILY_IMAGE_QUOTA} images "
-                "asked for; it resets at 00:00 UTC",
-                retry_after=seconds_to_midnight(),
-                code="quota_exceeded",
-            )
+        _within_budget("Today's image budget", used, request.num_images, settings.DAILY_IMAGE_QUOTA)
+    if caller.user_id is not None:
+        user = await session.get(User, caller.user_id)
+        limit = daily_limit(user, settings) if user is not None else None
+        if limit is not None:
+            used = await images_asked_today(session, caller.user_id)
+            _within_budget("Your daily image quota", used, request.num_images, limit)
     if (waiting or 0) >= settings.MAX_PENDING_TASKS:
         raise RateLimited(
             f"The queue is full ({waiting} tasks waiting); try again shortly", retry_after=30
         )
-    references = [await _reference(session, ref) for ref in request.reference_images]
+    references = [await _reference(session, ref, caller) for ref in request.reference_images]
     if references and model.size_rule.mode == "adaptive":
         first = references[0][1]
         width, height = first.width, first.height
@@ -144,6 +159,7 @@ async def create_task(
         steps=request.steps,
         scale=request.scale,
         seed=request.seed,
+        owner_id=caller.user_id,
         params={
             "watermark": request.watermark,
             "provider": model.provider,
@@ -163,12 +179,25 @@ async def create_task(
     return task
 
 
-async def _reference(session: AsyncSession, ref_id: str) -> tuple[str, Upload | Image]:
-    """An upload or a stored image, by id; a 400 naming the id when it is neither."""
-    upload = await session.scalar(select(Upload).where(Upload.upload_id == ref_id))
+def _within_budget(name: str, used: int, asked: int, limit: int) -> None:
+    if used + asked > limit:
+        raise RateLimited(
+            f"{name} is used: {used} of {limit} images asked for; it resets at 00:00 UTC",
+            retry_after=seconds_to_midnight(),
+            code="quota_exceeded",
+        )
+
+
+async def _reference(
+    session: AsyncSession, ref_id: str, caller: Caller
+) -> tuple[str, Upload | Image]:
+    """One of the caller's uploads or stored images, by id; a 400 naming the id otherwise."""
+    upload = await session.scalar(
+        select(Upload).where(Upload.upload_id == ref_id, *visible(caller, Upload.owner_id))
+    )
     if upload is not None:
         return "upload", upload
-    image = await session.scalar(select(Image).where(Image.image_id == ref_id))
+    image = await session.scalar(_images(caller).where(Image.image_id == ref_id))
     if image is not None:
         return "image", image
     raise ValidationError(
@@ -188,12 +217,15 @@ async def reference_file(
     return ("images", image.file_path, image.mime_type) if image else None
 
 
-async def save_upload(session: AsyncSession, store: Store, clean: StoredImage) -> Upload:
+async def save_upload(
+    session: AsyncSession, store: Store, clean: StoredImage, caller: Caller
+) -> Upload:
     suffix = ".jpg" if clean.mime_type == "image/jpeg" else ".png"
     file_key = await asyncio.to_thread(store.save_upload, clean.data, clean.digest, suffix)
     thumb_key = await asyncio.to_thread(store.save_thumbnail, clean.thumbnail, clean.digest)
     upload = Upload(
         upload_id=str(uuid.uuid4()),
+        owner_id=caller.user_id,
         content_hash=clean.digest,
         file_path=file_key,
         thumbnail_path=thumb_key,
@@ -207,8 +239,10 @@ async def save_upload(session: AsyncSession, store: Store, clean: StoredImage) -
     return upload
 
 
-async def get_upload(session: AsyncSession, upload_id: str) -> Upload:
-    upload = await session.scalar(select(Upload).where(Upload.upload_id == upload_id))
+async def get_upload(session: AsyncSession, upload_id: str, caller: Caller) -> Upload:
+    upload = await session.scalar(
+        select(Upload).where(Upload.upload_id == upload_id, *visible(caller, Upload.owner_id))
+    )
     if upload is None:
         raise NotFound(f"Upload {upload_id} does not exist")
     return upload
@@ -222,15 +256,17 @@ def seconds_to_midnight() -> int:
     return max(1, int((start_of_day() + timedelta(days=1) - utcnow()).total_seconds()))
 
 
-async def images_asked_today(session: AsyncSession) -> int:
-    """Images asked for today by tasks that did not end without any (failed or cancelled)."""
+async def images_asked_today(session: AsyncSession, owner_id: int | None = None) -> int:
+    """Images asked for today (by everyone, or by one user) by tasks that did not end without
+    any (failed or cancelled)."""
     spent = or_(
         Task.status.not_in([TaskStatus.FAILED, TaskStatus.CANCELLED]),
         Task.images.any(),
     )
+    mine = [Task.owner_id == owner_id] if owner_id is not None else []
     total = await session.scalar(
         select(func.coalesce(func.sum(Task.num_images), 0)).where(
-            Task.created_at >= start_of_day(), spent
+            Task.created_at >= start_of_day(), spent, *mine
         )
     )
     return int(total or 0)
@@ -244,8 +280,17 @@ def _with_images(stmt: Select[Task]) -> Select[Task]:
     return stmt.options(selectinload(Task.images))
 
 
-async def get_task(session: AsyncSession, task_id: str) -> Task:
-    task = await session.scalar(_with_images(select(Task).where(Task.task_id == task_id)))
+def _images(caller: Caller) -> Select[Image]:
+    stmt = select(Image)
+    mine = visible(caller, Task.owner_id)
+    return stmt.join(Task, Image.task_pk == Task.id).where(*mine) if mine else stmt
+
+
+async def get_task(session: AsyncSession, task_id: str, caller: Caller) -> Task:
+    """The task if the caller may see it; a task of someone else's is simply not found."""
+    task = await session.scalar(
+        _with_images(select(Task).where(Task.task_id == task_id, *visible(caller, Task.owner_id)))
+    )
     if task is None:
         raise NotFound(f"Task {task_id} does not exist")
     return task
@@ -255,8 +300,14 @@ async def get_task_by_pk(session: AsyncSession, pk: int) -> Task | None:
     return await session.scalar(_with_images(select(Task).where(Task.id == pk)))
 
 
-async def list_tasks(session: AsyncSession, limit: int, status: str | None = None) -> list[Task]:
-    stmt = _with_images(select(Task)).order_by(Task.created_at.desc(), Task.id.desc())
+async def list_tasks(
+    session: AsyncSession, caller: Caller, limit: int, status: str | None = None
+) -> list[Task]:
+    stmt = (
+        _with_images(select(Task))
+        .where(*visible(caller, Task.owner_id))
+        .order_by(Task.created_at.desc(), Task.id.desc())
+    )
     if status:
         stmt = stmt.where(Task.status == status)
     return list((await session.scalars(stmt.limit(limit))).all())
@@ -264,6 +315,7 @@ async def list_tasks(session: AsyncSession, limit: int, status: str | None = Non
 
 async def history(
     session: AsyncSession,
+    caller: Caller,
     *,
     page: int,
     limit: int,
@@ -275,7 +327,7 @@ async def history(
     favorite: bool | None = None,
     tag: str | None = None,
 ) -> tuple[int, list[Task]]:
-    conditions = []
+    conditions = visible(caller, Task.owner_id)
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(
@@ -368,11 +420,15 @@ async def delete_task(session: AsyncSession, task: Task) -> list[tuple[str, str]
     return orphans
 
 
-async def get_image(session: AsyncSession, image_id: str) -> Image:
-    image = await session.scalar(select(Image).where(Image.image_id == image_id))
+async def get_image(session: AsyncSession, image_id: str, caller: Caller) -> Image:
+    image = await session.scalar(_images(caller).where(Image.image_id == image_id))
     if image is None:
         raise NotFound(f"Image {image_id} does not exist")
     return image
+
+
+async def owner_of(session: AsyncSession, image: Image) -> int | None:
+    return await session.scalar(select(Task.owner_id).where(Task.id == image.task_pk))
 
 
 async def count_active(session: AsyncSession) -> int:
@@ -395,21 +451,22 @@ async def update_image(session: AsyncSession, image: Image, change: ImageUpdate)
     return image
 
 
-async def tag_counts(session: AsyncSession) -> list[tuple[str, int]]:
+async def tag_counts(session: AsyncSession, caller: Caller) -> list[tuple[str, int]]:
     stmt = (
         select(UserTag.tag_name, func.count())
+        .join(Image, UserTag.image_pk == Image.id)
+        .join(Task, Image.task_pk == Task.id)
+        .where(*visible(caller, Task.owner_id))
         .group_by(UserTag.tag_name)
         .order_by(func.count().desc(), UserTag.tag_name)
     )
     return [(name, count) for name, count in (await session.execute(stmt)).all()]
 
 
-async def images_by_ids(session: AsyncSession, image_ids: list[str]) -> list[Image]:
+async def images_by_ids(session: AsyncSession, image_ids: list[str], caller: Caller) -> list[Image]:
     """The images in the order asked for; NotFound names the first id that does not exist."""
-    found = {
-        i.image_id: i
-        for i in (await session.scalars(select(Image).where(Image.image_id.in_(image_ids)))).all()
-    }
+    stmt = _images(caller).where(Image.image_id.in_(image_ids))
+    found = {i.image_id: i for i in (await session.scalars(stmt)).all()}
     missing = [i for i in image_ids if i not in found]
     if missing:
         raise NotFound(f"Image {missing[0]} does not exist")

@@ -22,14 +22,21 @@
     }
   }
 
+  // The session's CSRF token: every change made with the session cookie carries it.
+  let csrfToken = "";
+  function guarded(method, headers) {
+    if (csrfToken && method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken;
+    return headers;
+  }
+
   async function request(method, path, body) {
-    const init = { method, headers: {} };
+    const init = { method, headers: guarded(method, {}) };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
     const response = await fetch(API + path, init);
-    if (response.status === 401 && path !== "/session") window.dispatchEvent(new CustomEvent("volcimage:unauthorized"));
+    if (response.status === 401 && !path.startsWith("/session")) window.dispatchEvent(new CustomEvent("volcimage:unauthorized"));
     if (response.status === 204) return null;
     const data = await response.json().catch(() => null);
     if (!response.ok) throw new ApiError(response.status, data);
@@ -54,7 +61,11 @@
       lang: window.volcI18n.initialLang(),
       theme: localStorage.getItem("volcimage.theme") || "system",
       models: [],
-      info: { version: "", mode: "", api_connected: true, quota: { used: 0, limit: null } },
+      info: { version: "", mode: "", api_connected: true, quota: { used: 0, limit: null }, user_quota: null },
+      access: { mode: "open", user: null, signed_in: true },
+      users: [],
+      newUser: { username: "", password: "", is_admin: false, daily_image_quota: "" },
+      passwords: { current: "", next: "" },
       connected: false,
       form: {
         model: "",
@@ -91,6 +102,8 @@
       events: null,
       ready: false,
       apiKey: "",
+      username: "",
+      password: "",
       loginError: "",
 
       // ---- start-up -------------------------------------------------------------------------
@@ -110,11 +123,10 @@
         }, { deep: true });
         window.addEventListener("pagehide", () => this.flushDeletes());
         window.addEventListener("paste", (event) => this.onPaste(event));
-        window.addEventListener("volcimage:unauthorized", () => {
-          this.dialog = "login";
-          this.$nextTick(() => this.$refs.apiKey && this.$refs.apiKey.focus());
-        });
-        await this.loadAll();
+        window.addEventListener("volcimage:unauthorized", () => this.askToSignIn());
+        await this.loadSession();
+        if (this.access.signed_in) await this.loadAll();
+        else this.askToSignIn();
         this.ready = true;
         const sentinel = this.$refs.historyEnd;
         if (sentinel) {
@@ -131,15 +143,101 @@
         this.connect();
       },
 
+      async loadSession() {
+        try {
+          this.setAccess(await request("GET", "/session"));
+        } catch (err) {
+          this.toastError(err);
+        }
+      },
+      setAccess(data) {
+        this.access = data;
+        csrfToken = data.csrf_token || "";
+      },
+      askToSignIn() {
+        if (this.access.mode === "basic") return;  // the browser asks for basic auth itself
+        this.access.signed_in = false;
+        this.dialog = "login";
+        this.$nextTick(() => {
+          const field = this.access.mode === "accounts" ? this.$refs.username : this.$refs.apiKey;
+          if (field) field.focus();
+        });
+      },
+      closeDialog() {
+        if (this.dialog !== "login") this.dialog = "";
+      },
+      canSubmitLogin() {
+        return this.access.mode === "accounts" ? Boolean(this.username && this.password) : Boolean(this.apiKey);
+      },
       async login() {
         this.loginError = "";
+        const body = this.access.mode === "accounts" ? { username: this.username, password: this.password } : { api_key: this.apiKey };
         try {
-          await request("POST", "/session", { api_key: this.apiKey });
+          this.setAccess(await request("POST", "/session", body));
           this.apiKey = "";
+          this.password = "";
           this.dialog = "";
           await this.loadAll();
         } catch (err) {
-          this.loginError = err.status === 401 ? this.t("login.wrong") : err.message;
+          this.loginError = err.status === 401 ? this.t(this.access.mode === "accounts" ? "login.wrongPassword" : "login.wrong") : err.message;
+        }
+      },
+      async logout() {
+        try {
+          await request("DELETE", "/session");
+        } catch (err) {
+          this.toastError(err);
+          return;
+        }
+        if (this.events) this.events.close();
+        this.gallery = [];
+        this.history = { items: [], page: 0, total: 0, loading: false, done: false };
+        this.selected = [];
+        this.users = [];
+        this.setAccess({ mode: this.access.mode, user: null, signed_in: false, csrf_token: null });
+        this.askToSignIn();
+      },
+      isAdmin() {
+        return Boolean(this.access.user && this.access.user.is_admin);
+      },
+      async openUsers() {
+        this.dialog = "users";
+        try {
+          this.users = await request("GET", "/users");
+        } catch (err) {
+          this.toastError(err);
+        }
+      },
+      async createUser() {
+        const body = { username: this.newUser.username, password: this.newUser.password, is_admin: this.newUser.is_admin };
+        if (this.newUser.daily_image_quota !== "") body.daily_image_quota = Number(this.newUser.daily_image_quota);
+        try {
+          await request("POST", "/users", body);
+          this.toast(this.t("users.created", { name: body.username.trim().toLowerCase() }), "success");
+          this.newUser = { username: "", password: "", is_admin: false, daily_image_quota: "" };
+          await this.openUsers();
+        } catch (err) {
+          this.toastError(err);
+        }
+      },
+      async changeUser(user, change) {
+        try {
+          const updated = await request("PATCH", "/users/" + encodeURIComponent(user.username), change);
+          this.users = this.users.map((u) => (u.username === updated.username ? updated : u));
+        } catch (err) {
+          this.toastError(err);
+        }
+      },
+      setUserQuota(user, value) {
+        this.changeUser(user, value === "" ? { default_quota: true } : { daily_image_quota: Number(value) });
+      },
+      async changePassword() {
+        try {
+          await request("PUT", "/session/password", { current_password: this.passwords.current, new_password: this.passwords.next });
+          this.passwords = { current: "", next: "" };
+          this.toast(this.t("account.passwordChanged"), "success");
+        } catch (err) {
+          this.toastError(err);
         }
       },
 
@@ -282,7 +380,7 @@
           try {
             const body = new FormData();
             body.append("file", file);
-            const response = await fetch(API + "/uploads", { method: "POST", body });
+            const response = await fetch(API + "/uploads", { method: "POST", body, headers: guarded("POST", {}) });
             const data = await response.json().catch(() => null);
             if (!response.ok) throw new ApiError(response.status, data);
             this.form.references.push({ id: data.upload_id, thumb: data.thumbnail_url });
@@ -664,7 +762,7 @@
       flushDeletes() {
         for (const taskId of Object.keys(this.pendingDeletes)) {
           clearTimeout(this.pendingDeletes[taskId].timer);
-          fetch(API + "/history/" + taskId, { method: "DELETE", keepalive: true });
+          fetch(API + "/history/" + taskId, { method: "DELETE", keepalive: true, headers: guarded("DELETE", {}) });
         }
         this.pendingDeletes = {};
       },
@@ -839,7 +937,7 @@
         if (event.key === "Escape") {
           if (this.compare.open) this.closeCompare();
           else if (this.viewer.open) this.closeViewer();
-          else this.dialog = "";
+          else this.closeDialog();
           return;
         }
         if (this.viewer.open && !typing) {
@@ -900,7 +998,7 @@
 
       // ---- status bar -----------------------------------------------------------------------
       quotaText() {
-        const q = this.info.quota || { used: 0, limit: null };
+        const q = this.info.user_quota || this.info.quota || { used: 0, limit: null };
         return q.limit ? q.used + " / " + q.limit : this.t("status.quotaUnlimited", { n: q.used });
       },
       modeText() {
