@@ -17,6 +17,7 @@ import hmac
 import math
 import time
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -209,6 +210,14 @@ class AccessControl:
         self.limit = RateLimitItemPerMinute(per_minute) if per_minute else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            refusal, caller = await self._admit(scope)
+            if refusal is not None or not self._same_site(scope):
+                await send({"type": "websocket.close", "code": 1008})  # the handshake gets 403
+                return
+            scope.setdefault("state", {})["caller"] = caller
+            await self.app(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -260,8 +269,9 @@ class AccessControl:
             accounts = settings.access_mode == "accounts"
             message = "Sign in first" if accounts else "An API key is required"
             return _refuse(401, "unauthorized", message, "Bearer"), GUEST
-        unsafe = scope["method"] not in SAFE_METHODS
-        if unsafe and not (path == SESSION_PATH and scope["method"] == "POST"):
+        method = scope.get("method", "GET")  # a WebSocket handshake is a GET
+        unsafe = method not in SAFE_METHODS
+        if unsafe and not (path == SESSION_PATH and method == "POST"):
             sent = headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), csrf_token(settings, cookie).encode()):
                 message = "The CSRF token is missing or wrong; reload the page"
@@ -276,6 +286,16 @@ class AccessControl:
         state: State = scope["app"].state.volcimage
         async with state.sessionmaker() as session:
             return await users.caller_for(session, cookie)
+
+    def _same_site(self, scope: Scope) -> bool:
+        """Browsers send cookies with WebSocket handshakes from any site and no CORS applies:
+        accept only the studio's own origin or one of ALLOWED_ORIGINS."""
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is None:  # not a browser
+            return True
+        same = urlsplit(origin).netloc == headers.get("host")
+        return same or origin in self.settings.allowed_origins
 
     def _client(self, scope: Scope, headers: Headers) -> str:
         # Behind the bundled nginx every peer is nginx: it passes the real address on.

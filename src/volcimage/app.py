@@ -25,7 +25,7 @@ from volcimage.access import router as access_router
 from volcimage.audit import router as audit_router
 from volcimage.config import Settings, get_settings
 from volcimage.db import create_engine, create_sessionmaker
-from volcimage.errors import RateLimited, VolcImageError
+from volcimage.errors import RateLimited, VolcImageError, body_of, invalid_input
 from volcimage.headers import SecurityHeaders
 from volcimage.metrics import RequestMetrics
 from volcimage.migrate import migrate
@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     _install_error_handlers(app)
     _document_errors(app)
     app.add_middleware(AccessControl, settings=settings)
-    origins = [o.strip() for o in settings.ALLOWED_ORIGINS.split(",") if o.strip()]
+    origins = settings.allowed_origins
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
@@ -208,38 +208,12 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VolcImageError)
     async def product_error(_request: Request, exc: VolcImageError) -> JSONResponse:
-        if isinstance(exc, RateLimited):
-            return JSONResponse(
-                error_body(exc.code, exc.message, retry_after=exc.retry_after),
-                status_code=429,
-                headers={"Retry-After": str(exc.retry_after)},
-            )
-        body = error_body(exc.code, exc.message)
-        if exc.status_code == 400 or exc.details:
-            body["details"] = exc.details
-        return JSONResponse(body, status_code=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSONResponse(body_of(exc), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
-                "message": err["msg"],
-                "type": err["type"],
-            }
-            for err in exc.errors()
-        ]
-        first = errors[0] if errors else {"field": "body", "message": "invalid", "type": ""}
-        if first["type"] == "json_invalid":
-            message = "The request body is not valid JSON"
-        elif first["field"] == "body":
-            message = first["message"]
-        else:
-            message = f"{first['field']}: {first['message'].removeprefix('Value error, ')}"
-        return JSONResponse(
-            error_body("validation_error", message, details={"errors": jsonable_encoder(errors)}),
-            status_code=400,
-        )
+        return JSONResponse(jsonable_encoder(body_of(invalid_input(exc.errors()))), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from volcimage.tasks.deps import Caller, get_caller, get_session
 from volcimage.tasks.models import AuditEntry
@@ -17,13 +18,13 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def client_of(request: Request) -> str | None:
+def client_of(request: HTTPConnection) -> str | None:
     return request.headers.get("x-real-ip") or (request.client.host if request.client else None)
 
 
 def record(
     session: AsyncSession,
-    request: Request,
+    request: HTTPConnection,
     action: str,
     target: str | None = None,
     *,

@@ -159,6 +159,10 @@ class Settings(BaseSettings):
         return "api_key" if self.ENABLE_API_KEY_AUTH else "open"
 
     @property
+    def allowed_origins(self) -> list[str]:
+        return [o.strip() for o in self.ALLOWED_ORIGINS.split(",") if o.strip()]
+
+    @property
     def upload_dir(self) -> Path:
         return self.DATA_DIR / "uploads"
 

@@ -12,6 +12,7 @@ VolcImageError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -85,3 +86,33 @@ class UpstreamError(VolcImageError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.http_status = http_status
+
+
+def body_of(exc: VolcImageError) -> dict[str, Any]:
+    """The JSON body of an error answer: `{error, message}` plus `retry_after` or `details`."""
+    body: dict[str, Any] = {"error": exc.code, "message": exc.message}
+    if isinstance(exc, RateLimited):
+        body["retry_after"] = exc.retry_after
+    elif exc.status_code == 400 or exc.details:
+        body["details"] = exc.details
+    return body
+
+
+def invalid_input(errors: Sequence[Any]) -> ValidationError:
+    """pydantic's errors as one ValidationError whose message names the first bad field."""
+    found = [
+        {
+            "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in errors
+    ]
+    first = found[0] if found else {"field": "body", "message": "invalid", "type": ""}
+    if first["type"] == "json_invalid":
+        message = "The request body is not valid JSON"
+    elif first["field"] == "body":
+        message = first["message"]
+    else:
+        message = f"{first['field']}: {first['message'].removeprefix('Value error, ')}"
+    return ValidationError(message, {"errors": found})

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+from websockets.sync.client import connect
 
 from tests.support import Nginx, Server, free_port
 
@@ -83,3 +85,29 @@ def test_events_stream_through_nginx_unbuffered(proxied: tuple[Server, Nginx]) -
             if line.startswith("data: ") and "task.created" in line:
                 assert json.loads(line[6:])["task"]["prompt"] == "live through nginx"
                 break
+
+
+def test_websocket_through_nginx_queues_a_task_and_follows_it(
+    proxied: tuple[Server, Nginx],
+) -> None:
+    _, nginx = proxied
+    url = nginx.url.replace("http://", "ws://") + "/api/v1/generate/stream"
+    with connect(url, open_timeout=10) as socket:
+        assert json.loads(socket.recv(timeout=10)) == {"type": "ready"}
+        socket.send(json.dumps({"type": "generate", "prompt": "over a socket", "num_images": 2}))
+        seen: list[dict[str, Any]] = []
+        while not any(m.get("task", {}).get("status") == "completed" for m in seen):
+            seen.append(json.loads(socket.recv(timeout=30)))
+        queued = next(m for m in seen if m["type"] == "task.queued")
+        assert queued["status"] == "pending" and queued["estimated_time"] > 0
+        done = seen[-1]["task"]
+        assert done["task_id"] == queued["task_id"] and len(done["images"]) == 2
+        assert [m["type"] for m in seen].count("image.stored") == 2
+        socket.send("{not json")
+        assert json.loads(socket.recv(timeout=10))["message"] == "The message is not valid JSON"
+        socket.send(json.dumps({"type": "generate", "prompt": "x", "num_images": 0}))
+        refused = json.loads(socket.recv(timeout=10))
+        assert refused["type"] == "error" and refused["error"] == "validation_error"
+        assert refused["details"]["errors"][0]["field"] == "num_images"
+        socket.send(json.dumps({"type": "dance"}))
+        assert json.loads(socket.recv(timeout=10))["error"] == "validation_error"

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from tests.support import Server, free_port, process_env, upload, wait_for_task
 from volcimage.tasks.models import AuditEntry
@@ -340,5 +343,29 @@ def test_cli_creates_the_admin_and_events_reach_only_their_owner(
         assert {e["task"]["prompt"] for e in seen if "prompt" in e["task"]} == {"hers"}
         assert all(e["task"]["task_id"] != boss_task["task_id"] for e in seen)
         assert all("owner" not in e for e in seen)
+
+        socket_url = server.url.replace("http://", "ws://") + "/api/v1/generate/stream"
+        cookie = {"Cookie": f"volcimage_session={clients['alice'].cookies['volcimage_session']}"}
+        with pytest.raises(InvalidStatus, match="403"):
+            connect(socket_url, open_timeout=10).close()
+        foreign = {**cookie, "Origin": "https://evil.example"}
+        with pytest.raises(InvalidStatus, match="403"):
+            connect(socket_url, additional_headers=foreign, open_timeout=10).close()
+        own = {**cookie, "Origin": server.url.replace("127.0.0.1", "localhost")}
+        with pytest.raises(InvalidStatus, match="403"):
+            connect(socket_url, additional_headers=own, open_timeout=10).close()
+        own["Origin"] = server.url
+        with connect(socket_url, additional_headers=own, open_timeout=10) as socket:
+            assert json.loads(socket.recv(timeout=10)) == {"type": "ready"}
+            clients["boss"].post("/api/v1/generate", json={"prompt": "the boss's second"})
+            socket.send(json.dumps({"type": "generate", "prompt": "hers, by socket"}))
+            messages = [json.loads(socket.recv(timeout=30))]
+            while messages[-1].get("task", {}).get("status") != "completed":
+                messages.append(json.loads(socket.recv(timeout=30)))
+        prompts = {m["task"].get("prompt") for m in messages if "task" in m}
+        assert prompts == {"hers, by socket"}, messages
+        assert messages[0]["type"] == "task.queued" or messages[1]["type"] == "task.queued"
+        mine = clients["alice"].get("/api/v1/tasks").json()["items"]
+        assert {t["prompt"] for t in mine} == {"hers", "hers, by socket"}
     finally:
         server.stop()

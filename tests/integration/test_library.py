@@ -7,6 +7,7 @@ import zipfile
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support import generate, wait_for_task
 
@@ -67,10 +68,16 @@ async def test_image_update_rejects_bad_input(app_client: httpx.AsyncClient) -> 
     assert missing.status_code == 404
 
 
-async def test_archive_streams_the_originals_as_a_zip(app_client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("how", ["GET /archive", "POST /images/zip"])
+async def test_archive_streams_the_originals_as_a_zip(
+    app_client: httpx.AsyncClient, how: str
+) -> None:
     task = await finished(app_client, num_images=3)
     wanted = [i["image_id"] for i in task["images"]]
-    response = await app_client.get(f"{API}/archive", params={"ids": ",".join(wanted)})
+    if how == "GET /archive":
+        response = await app_client.get(f"{API}/archive", params={"ids": ",".join(wanted)})
+    else:
+        response = await app_client.post(f"{API}/images/zip", json={"image_ids": wanted})
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/zip"
     assert response.headers["content-disposition"].startswith("attachment; filename=")
@@ -88,3 +95,7 @@ async def test_archive_rejects_unknown_and_missing_ids(app_client: httpx.AsyncCl
     assert empty.status_code == 400 and empty.json()["details"]["field"] == "ids"
     unknown = await app_client.get(f"{API}/archive", params={"ids": "no-such-image"})
     assert unknown.status_code == 404 and "no-such-image" in unknown.json()["message"]
+    none = await app_client.post(f"{API}/images/zip", json={"image_ids": []})
+    assert none.status_code == 400 and none.json()["details"]["field"] == "image_ids"
+    too_many = await app_client.post(f"{API}/images/zip", json={"image_ids": ["x"] * 501})
+    assert too_many.status_code == 400

@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import cast
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 
 from volcimage.config import Settings
 from volcimage.providers.catalog import Catalog
@@ -50,15 +51,15 @@ class State:
     )
 
 
-def get_state(request: Request) -> State:
+def get_state(request: HTTPConnection) -> State:
     return cast(State, request.app.state.volcimage)
 
 
-def get_caller(request: Request) -> Caller:
+def get_caller(request: HTTPConnection) -> Caller:
     """Set by the access middleware (`access.py`) for every request."""
     return cast(Caller, getattr(request.state, "caller", ANONYMOUS))
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_session(request: HTTPConnection) -> AsyncIterator[AsyncSession]:
     async with get_state(request).sessionmaker() as session:
         yield session

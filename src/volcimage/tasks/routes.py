@@ -9,16 +9,30 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+import anyio
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+)
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from pydantic import BeforeValidator
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
+from starlette.requests import HTTPConnection
 from zipstream import ZipStream
 
 from volcimage import audit
 from volcimage.db import utcnow
-from volcimage.errors import NotFound, ValidationError
+from volcimage.errors import NotFound, ValidationError, VolcImageError, body_of, invalid_input
 from volcimage.storage.files import Area, Store
 from volcimage.storage.uploads import clean_upload
 from volcimage.tasks import service
@@ -34,6 +48,7 @@ from volcimage.tasks.schemas import (
     TaskList,
     TaskPublic,
     UploadPublic,
+    ZipRequest,
     image_public,
     task_event,
     task_public,
@@ -70,12 +85,22 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def generate(
     body: GenerateRequest, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> GenerateResponse:
-    """Queue a generation task; follow it with GET /task/{id} or GET /events."""
+    """Queue a generation task; follow it with GET /task/{id}, GET /events or the WebSocket."""
+    return await _queue(body, request, session, state, caller)
+
+
+async def _queue(
+    body: GenerateRequest,
+    connection: HTTPConnection,
+    session: AsyncSession,
+    state: State,
+    caller: Caller,
+) -> GenerateResponse:
     task = await service.create_task(session, body, state.catalog, state.settings, caller)
     ahead = await service.count_active(session)
     audit.record(
         session,
-        request,
+        connection,
         "task.create",
         task.task_id,
         model=task.model,
@@ -241,11 +266,26 @@ async def archive(
     caller: CallerDep,
     ids: Annotated[str, Query(description="Comma-separated image ids, at most 500")],
 ) -> StreamingResponse:
+    """The originals of the given images as one ZIP, streamed as it is written (a link the
+    page can follow; POST /images/zip takes the same list as JSON)."""
+    return await _zip(session, state, caller, ids.split(","), "ids")
+
+
+@router.post("/images/zip", response_class=StreamingResponse, responses=ERRORS)
+async def zip_images(
+    body: ZipRequest, session: SessionDep, state: StateDep, caller: CallerDep
+) -> StreamingResponse:
     """The originals of the given images as one ZIP, streamed as it is written."""
-    image_ids = list(dict.fromkeys(i for i in ids.split(",") if i))
+    return await _zip(session, state, caller, body.image_ids, "image_ids")
+
+
+async def _zip(
+    session: AsyncSession, state: State, caller: Caller, ids: list[str], field: str
+) -> StreamingResponse:
+    image_ids = list(dict.fromkeys(i for i in ids if i))
     if not 1 <= len(image_ids) <= MAX_ARCHIVE_IMAGES:
         raise ValidationError(
-            f"Give 1 to {MAX_ARCHIVE_IMAGES} image ids", {"field": "ids", "count": len(image_ids)}
+            f"Give 1 to {MAX_ARCHIVE_IMAGES} image ids", {"field": field, "count": len(image_ids)}
         )
     archive = ZipStream(sized=True)
     store = state.store
@@ -396,9 +436,66 @@ async def events(request: Request, state: StateDep, caller: CallerDep) -> EventS
                     event = await asyncio.wait_for(queue.get(), timeout=15)
                 except TimeoutError:
                     continue  # sse-starlette sends its own keep-alive pings
-                if not caller.is_admin and event.get("owner") != caller.user_id:
-                    continue
-                public = {k: v for k, v in event.items() if k != "owner"}
-                yield {"event": "task", "data": json.dumps(public, ensure_ascii=False)}
+                public = _shown_to(caller, event)
+                if public is not None:
+                    yield {"event": "task", "data": json.dumps(public, ensure_ascii=False)}
 
     return EventSourceResponse(stream(), ping=15, headers={"X-Accel-Buffering": "no"})
+
+
+def _shown_to(caller: Caller, event: dict[str, Any]) -> dict[str, Any] | None:
+    """The event as the caller may see it, or None if it is about someone else's task."""
+    if not caller.is_admin and event.get("owner") != caller.user_id:
+        return None
+    return {k: v for k, v in event.items() if k != "owner"}
+
+
+@router.websocket("/generate/stream")
+async def generate_stream(websocket: WebSocket, state: StateDep, caller: CallerDep) -> None:
+    """The events of GET /events as JSON messages `{type, task}`; send
+    `{"type": "generate", ...}` (the body of POST /generate) to queue a task: the answer is
+    `{"type": "task.queued", ...}` or `{"type": "error", error, message, details}`."""
+    await websocket.accept()
+    sending = anyio.Lock()  # events and replies come from two tasks; frames must not interleave
+
+    async def send(message: dict[str, Any]) -> None:
+        async with sending:
+            await websocket.send_json(message)
+
+    async with state.bus.subscribe() as queue, anyio.create_task_group() as group:
+
+        async def forward() -> None:
+            while True:
+                public = _shown_to(caller, await queue.get())
+                if public is None:
+                    continue
+                try:
+                    await send(public)
+                except Exception:  # the client is gone: the receiving loop ends too
+                    return
+
+        group.start_soon(forward)
+        await send({"type": "ready"})
+        try:
+            while True:
+                await send(await _command(await websocket.receive_text(), websocket, state, caller))
+        except WebSocketDisconnect:
+            pass
+        group.cancel_scope.cancel()
+
+
+async def _command(text: str, websocket: WebSocket, state: State, caller: Caller) -> dict[str, Any]:
+    try:
+        message = json.loads(text)
+        if not isinstance(message, dict) or message.get("type") != "generate":
+            raise ValidationError('Send {"type": "generate", ...} with a POST /generate body')
+        body = GenerateRequest.model_validate({k: v for k, v in message.items() if k != "type"})
+        async with state.sessionmaker() as session:
+            queued = await _queue(body, websocket, session, state, caller)
+    except json.JSONDecodeError:
+        return {"type": "error", **body_of(ValidationError("The message is not valid JSON"))}
+    except PydanticValidationError as exc:
+        return {"type": "error", **jsonable_encoder(body_of(invalid_input(exc.errors())))}
+    except VolcImageError as exc:
+        return {"type": "error", **body_of(exc)}
+    return {"type": "task.queued", **queued.model_dump(mode="json")}

@@ -155,6 +155,13 @@ class TaskPublic(BaseModel):
     completed_at: datetime | None
 
 
+class ZipRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=36)]] = Field(
+        ..., max_length=500, description="Image ids, at most 500"
+    )
+
+
 class TaskList(BaseModel):
     items: list[TaskPublic]
 
