@@ -3,6 +3,7 @@ seeing only their own work, per-user daily quotas, the admin API and the `volcim
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -17,8 +18,12 @@ from sqlalchemy import select
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.support import Server, free_port, process_env, upload, wait_for_task
+from tests.support import Server, Studio, free_port, process_env, upload, wait_for_task
+from volcimage.app import create_app
+from volcimage.config import load_settings
+from volcimage.tasks.events import EventBus
 from volcimage.tasks.models import AuditEntry
+from volcimage.tasks.relay import start_relay
 from volcimage.users import service as users
 from volcimage.users.models import User, UserSession
 
@@ -369,3 +374,40 @@ def test_cli_creates_the_admin_and_events_reach_only_their_owner(
         assert {t["prompt"] for t in mine} == {"hers", "hers, by socket"}
     finally:
         server.stop()
+
+
+async def test_events_relayed_between_processes_keep_their_owner(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """On PostgreSQL a worker's events reach the API processes through NOTIFY; each must still
+    say whose task it is, or users would see no progress at all."""
+    env = process_env(tmp_path, pg_database, ENABLE_USER_ACCOUNTS="true", TASK_LEASE_SECONDS=3)
+    app = create_app(load_settings(_env_file=None, **env))
+    state = app.state.volcimage
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        client = httpx.AsyncClient(transport=transport, base_url="http://test")
+        studio = Studio(app, client, state.settings)
+        await add_user(studio, "alice")
+        alice = await signed_in(studio, "alice")
+        other_bus = EventBus()  # another process's bus
+        relay = await start_relay(pg_database, other_bus, state.sessionmaker)
+        assert relay is not None
+        try:
+            async with other_bus.subscribe() as events:
+                created = await alice.post("/api/v1/generate", json={"prompt": "relayed"})
+                task = await wait_for_task(alice, created.json()["task_id"])
+                image_id = task["images"][0]["image_id"]
+                await alice.patch(f"/api/v1/images/{image_id}", json={"favorite": True})
+                await alice.delete(f"/api/v1/task/{task['task_id']}")
+                kinds: dict[str, Any] = {}
+                while "task.deleted" not in kinds:
+                    event = await asyncio.wait_for(events.get(), 10)
+                    kinds.setdefault(event["type"], event)
+        finally:
+            await relay.stop()
+            await studio.client.aclose()
+        async with state.sessionmaker() as session:
+            owner = await session.scalar(select(User.id).where(User.username == "alice"))
+        assert {"task.created", "task.updated", "image.stored", "image.updated"} <= set(kinds)
+        assert {e["owner"] for e in kinds.values()} == {owner}

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from volcimage.tasks.events import Event, EventBus
 from volcimage.tasks.models import Image, Task
-from volcimage.tasks.schemas import image_public, task_public
+from volcimage.tasks.schemas import image_public, task_event
 from volcimage.tasks.service import get_task_by_pk
 
 log = logging.getLogger("volcimage.relay")
@@ -52,7 +52,7 @@ class PgRelay:
             await self._conn.close()
 
     def send(self, event: Event) -> None:
-        note = {"o": self.origin, "t": event["type"]}
+        note = {"o": self.origin, "t": event["type"], "w": event.get("owner")}
         if "task" in event:
             note["id"] = event["task"]["task_id"]
         elif "image" in event:
@@ -76,20 +76,21 @@ class PgRelay:
         if kind == "task.cancel_requested":
             self.bus.deliver({"type": kind, "task_pk": note["pk"]})
             return
+        owner = note.get("w")
         if kind == "task.deleted":
-            self.bus.deliver({"type": kind, "task": {"task_id": note["id"]}})
+            self.bus.deliver({"type": kind, "owner": owner, "task": {"task_id": note["id"]}})
             return
         async with self.sessionmaker() as session:
             if kind == "image.updated":
                 image = await session.scalar(select(Image).where(Image.image_id == note["id"]))
                 if image is not None:
-                    event = {"type": kind, "image": image_public(image).model_dump(mode="json")}
-                    self.bus.deliver(event)
+                    public = image_public(image).model_dump(mode="json")
+                    self.bus.deliver({"type": kind, "owner": owner, "image": public})
                 return
             pk = await session.scalar(select(Task.id).where(Task.task_id == note["id"]))
             task = await get_task_by_pk(session, pk) if pk is not None else None
             if task is not None:
-                self.bus.deliver({"type": kind, "task": task_public(task).model_dump(mode="json")})
+                self.bus.deliver(task_event(kind, task))
 
     def _spawn(self, work: Any) -> None:
         job = asyncio.get_running_loop().create_task(work)
