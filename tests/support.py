@@ -101,10 +101,40 @@ def wait_task(url: str, task_id: str, timeout: float = 60) -> dict[str, Any]:
     raise AssertionError(f"task not finished: {task}")
 
 
+def volcimage(
+    env: dict[str, str], cwd: Path, *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Runs a `volcimage` command to its end, as an operator would in a shell."""
+    return subprocess.run(
+        [sys.executable, "-m", "volcimage", *args],
+        input=stdin,
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@contextlib.contextmanager
+def serving(root: Path, database_url: str | None = None, **settings: Any) -> Iterator[Server]:
+    """`volcimage serve` in demo mode (SQLite in `root` unless told), ready, on a free port."""
+    port = free_port()
+    url = database_url or f"sqlite+aiosqlite:///{root}/data/database.db"
+    server = Server(["serve", "--port", str(port)], process_env(root, url, **settings), root, port)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
 class Server:
     """A volcimage command running as a real process on a free port."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path, port: int) -> None:
+        self.env = env
+        self.cwd = cwd
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = cwd / f"server-{port}.log"

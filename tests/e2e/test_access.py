@@ -3,16 +3,13 @@ accounts are on, then works as usual for what the signed-in user may see."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support import Server, free_port, process_env
+from tests.support import serving, volcimage
 
 pytestmark = pytest.mark.e2e
 KEY = "e2e-team-key-77"
@@ -20,20 +17,8 @@ KEY = "e2e-team-key-77"
 
 @pytest.fixture
 def guarded_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = process_env(
-        tmp_path,
-        f"sqlite+aiosqlite:///{tmp_path}/data/database.db",
-        APP_PORT=port,
-        ENABLE_API_KEY_AUTH="true",
-        API_KEY=KEY,
-    )
-    server = Server(["serve"], env, tmp_path, port)
-    try:
-        server.wait_ready()
+    with serving(tmp_path, ENABLE_API_KEY_AUTH="true", API_KEY=KEY) as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 def test_page_asks_for_the_api_key_then_generates(page: Page, guarded_url: str) -> None:
@@ -62,30 +47,12 @@ def test_page_asks_for_the_api_key_then_generates(page: Page, guarded_url: str) 
 @pytest.fixture
 def accounts_url(tmp_path: Path) -> Iterator[str]:
     """A studio with accounts: an admin and a member made with the CLI, as an operator would."""
-    port = free_port()
-    env = process_env(
-        tmp_path,
-        f"sqlite+aiosqlite:///{tmp_path}/data/database.db",
-        APP_PORT=port,
-        ENABLE_USER_ACCOUNTS="true",
-    )
-    for name, extra in (("boss", ["--admin"]), ("alice", [])):
-        made = subprocess.run(
-            [sys.executable, "-m", "volcimage", "user", "create", name, "--password-stdin", *extra],
-            input=f"{name}-password\n",
-            env={**os.environ, **env},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert made.returncode == 0, made.stderr
-    server = Server(["serve"], env, tmp_path, port)
-    try:
-        server.wait_ready()
+    with serving(tmp_path, ENABLE_USER_ACCOUNTS="true") as server:
+        for name, extra in (("boss", ["--admin"]), ("alice", [])):
+            args = ["user", "create", name, "--password-stdin", *extra]
+            made = volcimage(server.env, tmp_path, *args, stdin=f"{name}-password\n")
+            assert made.returncode == 0, made.stderr
         yield server.url
-    finally:
-        server.stop()
 
 
 def sign_in(page: Page, name: str, password: str) -> None:

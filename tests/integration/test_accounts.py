@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from sqlalchemy import select
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.support import Server, Studio, free_port, process_env, upload, wait_for_task
+from tests.support import Studio, process_env, serving, upload, volcimage, wait_for_task
 from volcimage.app import create_app
 from volcimage.config import load_settings
 from volcimage.tasks.events import EventBus
@@ -286,19 +284,11 @@ async def test_the_api_key_still_works_beside_accounts_as_an_admin(make_studio: 
 def test_cli_creates_the_admin_and_events_reach_only_their_owner(
     tmp_path: Path, database_url: str
 ) -> None:
-    env = process_env(tmp_path, database_url, ENABLE_USER_ACCOUNTS="true", TASK_LEASE_SECONDS=3)
-    full_env = {**os.environ, **env}
+    settings = {"ENABLE_USER_ACCOUNTS": "true", "TASK_LEASE_SECONDS": 3}
+    env = process_env(tmp_path, database_url, **settings)
 
     def cli(*args: str, password: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "volcimage", "user", *args],
-            input=password,
-            env=full_env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return volcimage(env, tmp_path, "user", *args, stdin=password)
 
     made = cli("create", "boss", "--admin", "--password-stdin", password="boss-password\n")
     assert made.returncode == 0, made.stderr
@@ -310,10 +300,7 @@ def test_cli_creates_the_admin_and_events_reach_only_their_owner(
     assert cli("set", "alice", "--quota", "3").returncode == 0
     assert "alice\tuser\tactive\tquota=3" in cli("list").stdout
 
-    port = free_port()
-    server = Server(["serve", "--port", str(port)], env, tmp_path, port)
-    try:
-        server.wait_ready()
+    with serving(tmp_path, database_url, **settings) as server:
         clients = {}
         for name in ("boss", "alice"):
             client = httpx.Client(base_url=server.url, timeout=30)
@@ -372,8 +359,6 @@ def test_cli_creates_the_admin_and_events_reach_only_their_owner(
         assert messages[0]["type"] == "task.queued" or messages[1]["type"] == "task.queued"
         mine = clients["alice"].get("/api/v1/tasks").json()["items"]
         assert {t["prompt"] for t in mine} == {"hers", "hers, by socket"}
-    finally:
-        server.stop()
 
 
 async def test_events_relayed_between_processes_keep_their_owner(
