@@ -39,6 +39,7 @@ from volcimage.tasks.events import EventBus
 from volcimage.tasks.relay import start_relay
 from volcimage.tasks.routes import router as tasks_router
 from volcimage.tasks.runner import Runner
+from volcimage.templates.routes import router as templates_router
 from volcimage.users.routes import router as users_router
 
 log = logging.getLogger("volcimage.app")
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     app.include_router(access_router)
     app.include_router(audit_router)
     app.include_router(users_router)
+    app.include_router(templates_router)
     app.include_router(tasks_router)
     app.include_router(system_router)
     app.include_router(metrics_router)

@@ -314,3 +314,30 @@ def test_history_loads_more_as_it_scrolls(page: Page, studio_url: str) -> None:
     items.last.scroll_into_view_if_needed()
     expect(items).to_have_count(25)  # the next page, fetched when the end came into view
     assert len(ids) == 25
+
+
+def test_save_a_template_then_apply_it_to_an_empty_form(page: Page, studio_url: str) -> None:
+    errors = open_studio(page, studio_url)
+    name = unique("Lanterns")
+    page.get_by_test_id("model-select").select_option("seedream-3.0")
+    page.get_by_test_id("prompt").fill("paper lanterns over a river at dusk")
+    page.get_by_test_id("count").fill("3")
+    page.get_by_test_id("template-save").click()
+    page.get_by_test_id("template-name").fill(name)
+    page.get_by_test_id("template-name").press("Enter")
+    expect(page.get_by_test_id("toast").filter(has_text=name)).to_be_visible()
+    expect(page.get_by_test_id("template-form")).to_be_hidden()
+    expect(page.get_by_test_id("gallery-task").filter(has_text="paper lanterns")).to_have_count(0)
+
+    page.reload()
+    expect(page.locator("[data-ready=true]")).to_have_count(1)
+    expect(page.get_by_test_id("prompt")).to_have_value("")
+    select = page.get_by_test_id("template-select")
+    select.select_option(label=name)
+    expect(page.get_by_test_id("prompt")).to_have_value("paper lanterns over a river at dusk")
+    expect(page.get_by_test_id("model-select")).to_have_value("seedream-3.0")
+    expect(page.get_by_test_id("count")).to_have_value("3")
+    page.get_by_test_id("template-delete").click()
+    expect(page.get_by_test_id("toast").filter(has_text="已删除模板")).to_be_visible()
+    expect(select.locator("option", has_text=name)).to_have_count(0)
+    assert errors == []

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from volcimage.db import Base
 from volcimage.tasks import models  # noqa: F401 - registers the tables on Base.metadata
+from volcimage.templates import models as _templates  # noqa: F401
 
 MIGRATION_LOCK = 7_310_422  # pg_advisory_lock key: concurrent starters migrate one by one
 

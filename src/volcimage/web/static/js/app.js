@@ -64,6 +64,10 @@
       info: { version: "", mode: "", api_connected: true, quota: { used: 0, limit: null }, user_quota: null },
       access: { mode: "open", user: null, signed_in: true },
       users: [],
+      templates: [],
+      templateChoice: "",
+      savingTemplate: false,
+      templateName: "",
       newUser: { username: "", password: "", is_admin: false, daily_image_quota: "" },
       passwords: { current: "", next: "" },
       connected: false,
@@ -138,7 +142,7 @@
       },
 
       async loadAll() {
-        await Promise.all([this.loadModels(), this.loadInfo(), this.loadGallery(), this.loadTags()]);
+        await Promise.all([this.loadModels(), this.loadInfo(), this.loadGallery(), this.loadTags(), this.loadTemplates()]);
         await this.reloadHistory();
         this.connect();
       },
@@ -194,6 +198,8 @@
         this.history = { items: [], page: 0, total: 0, loading: false, done: false };
         this.selected = [];
         this.users = [];
+        this.templates = [];
+        this.templateChoice = "";
         this.setAccess({ mode: this.access.mode, user: null, signed_in: false, csrf_token: null });
         this.askToSignIn();
       },
@@ -532,37 +538,101 @@
       },
       remix(task) {
         if (!task) return;
-        this.form.model = task.model;
-        this.$nextTick(() => {
-          this.form.prompt = task.prompt;
-          this.form.negative_prompt = task.negative_prompt || "";
-          const size = task.width + "x" + task.height;
-          const model = this.currentModel();
-          if (model && model.size_presets.includes(size)) {
-            this.form.custom = false;
-            this.form.size = size;
-          } else {
-            this.form.custom = true;
-            this.form.width = task.width;
-            this.form.height = task.height;
-          }
-          this.form.num_images = Math.min(task.num_images, this.maxImages());
-          if (task.seed !== null && task.seed !== undefined) {
-            this.form.seedMode = "fixed";
-            this.form.seed = task.seed;
-          }
-          if (task.scale !== null && task.scale !== undefined) this.form.scale = task.scale;
-          if (task.steps !== null && task.steps !== undefined) this.form.steps = task.steps;
-          this.form.watermark = !!(task.params && task.params.watermark);
-          this.form.group = !!(task.params && task.params.group);
-          this.form.references = ((task.params && task.params.reference_images) || []).map((r) => ({
-            id: r.id,
-            thumb: API + (r.kind === "upload" ? "/uploads/" : "/images/") + r.id + "/thumbnail",
-          }));
+        this.fillForm(task, () => {
           this.closeViewer();
           this.tab = "params";
           this.toast(this.t("toast.remixed"), "success");
         });
+      },
+      // A task or a template into the form: what the source does not say is left as it is.
+      fillForm(source, done) {
+        if (source.model && this.models.some((m) => m.id === source.model)) this.form.model = source.model;
+        this.$nextTick(() => {
+          const params = source.params || {};
+          this.form.prompt = source.prompt;
+          this.form.negative_prompt = source.negative_prompt || "";
+          if (source.width && source.height) {
+            const size = source.width + "x" + source.height;
+            const model = this.currentModel();
+            if (model && model.size_presets.includes(size)) {
+              this.form.custom = false;
+              this.form.size = size;
+            } else {
+              this.form.custom = true;
+              this.form.width = source.width;
+              this.form.height = source.height;
+            }
+          }
+          if (source.num_images) this.form.num_images = Math.min(source.num_images, this.maxImages());
+          if (source.seed !== null && source.seed !== undefined) {
+            this.form.seedMode = "fixed";
+            this.form.seed = source.seed;
+          }
+          if (source.scale !== null && source.scale !== undefined) this.form.scale = source.scale;
+          if (source.steps !== null && source.steps !== undefined) this.form.steps = source.steps;
+          this.form.watermark = !!params.watermark;
+          this.form.group = !!params.group;
+          if (params.reference_images) {
+            this.form.references = params.reference_images.map((r) => ({
+              id: r.id,
+              thumb: API + (r.kind === "upload" ? "/uploads/" : "/images/") + r.id + "/thumbnail",
+            }));
+          }
+          done();
+        });
+      },
+
+      // ---- prompt templates -----------------------------------------------------------------
+      async loadTemplates() {
+        try {
+          this.templates = await request("GET", "/templates");
+        } catch (err) {
+          this.templates = [];
+        }
+      },
+      applyTemplate(templateId) {
+        const template = this.templates.find((x) => x.template_id === templateId);
+        if (!template) return;
+        const p = template.params || {};
+        const source = { model: template.model, prompt: template.prompt, negative_prompt: template.negative_prompt, params: { watermark: p.watermark, group: p.group } };
+        for (const key of ["width", "height", "num_images", "seed", "scale", "steps"]) source[key] = p[key];
+        this.fillForm(source, () => this.toast(this.t("template.applied", { name: template.name }), "success"));
+      },
+      startSaveTemplate() {
+        this.savingTemplate = true;
+        this.templateName = "";
+        this.$nextTick(() => this.$refs.templateName && this.$refs.templateName.focus());
+      },
+      async saveTemplate() {
+        const name = this.templateName.trim();
+        if (!name) return;
+        const body = this.requestBody();
+        const params = {};
+        for (const key of ["width", "height", "num_images", "steps", "scale", "watermark", "group"]) {
+          if (body[key] !== undefined) params[key] = body[key];
+        }
+        if (this.form.seedMode === "fixed" && body.seed !== undefined) params.seed = body.seed;
+        try {
+          const saved = await request("POST", "/templates", { name, prompt: body.prompt, negative_prompt: body.negative_prompt || null, model: body.model, params });
+          this.templates = [saved, ...this.templates];
+          this.templateChoice = saved.template_id;
+          this.savingTemplate = false;
+          this.toast(this.t("template.saved", { name: saved.name }), "success");
+        } catch (err) {
+          this.toastError(err);
+        }
+      },
+      async deleteTemplate() {
+        const template = this.templates.find((x) => x.template_id === this.templateChoice);
+        if (!template) return;
+        try {
+          await request("DELETE", "/templates/" + template.template_id);
+          this.templates = this.templates.filter((x) => x.template_id !== template.template_id);
+          this.templateChoice = "";
+          this.toast(this.t("template.deleted", { name: template.name }), "success");
+        } catch (err) {
+          this.toastError(err);
+        }
       },
 
       // ---- tasks and events -----------------------------------------------------------------

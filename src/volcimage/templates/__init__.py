@@ -1,0 +1,1 @@
+"""Prompt templates: a user's saved prompts and parameters, applied to the form in one click."""
