@@ -1,32 +1,29 @@
-"""Prompt templates: list, save, rename or change, delete. Templates are personal: with
-accounts each user has their own (admins too); without, everyone shares one list."""
+"""Prompt templates: list, save, change, delete (the logic is in `service.py`)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from volcimage import audit
-from volcimage.errors import Conflict, NotFound, ValidationError
 from volcimage.tasks.deps import Caller, State, get_caller, get_session, get_state
+from volcimage.templates import service
 from volcimage.templates.models import PromptTemplate
 
 router = APIRouter(prefix="/api/v1", tags=["templates"])
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 StateDep = Annotated[State, Depends(get_state)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
-MAX_TEMPLATES = 200
 ERRORS: dict[int | str, dict[str, str]] = {
     400: {"description": "Invalid input"},
     404: {"description": "No such template"},
     409: {"description": "The name is taken, or the list is full"},
 }
+CLEARABLE = ("negative_prompt", "model")
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
@@ -86,67 +83,26 @@ def _public(template: PromptTemplate) -> TemplatePublic:
     )
 
 
-def _mine(caller: Caller) -> ColumnElement[bool]:
-    if caller.user_id is None:
-        return PromptTemplate.owner_id.is_(None)
-    return PromptTemplate.owner_id == caller.user_id
-
-
-async def _get(session: AsyncSession, template_id: str, caller: Caller) -> PromptTemplate:
-    template = await session.scalar(
-        select(PromptTemplate).where(PromptTemplate.template_id == template_id, _mine(caller))
-    )
-    if template is None:
-        raise NotFound(f"Template {template_id} does not exist")
-    return template
-
-
-async def _check_name(session: AsyncSession, name: str, caller: Caller) -> None:
-    taken = await session.scalar(
-        select(PromptTemplate.id).where(PromptTemplate.name == name, _mine(caller))
-    )
-    if taken is not None:
-        raise Conflict(f"A template named {name!r} exists already", {"field": "name"})
-
-
-def _check_model(state: State, model: str | None) -> None:
-    if model is not None and model not in {m.id for m in state.catalog.models}:
-        raise ValidationError(f"Unknown model {model!r}", {"field": "model"})
-
-
 @router.get("/templates", response_model=list[TemplatePublic])
 async def list_templates(session: SessionDep, caller: CallerDep) -> list[TemplatePublic]:
     """The caller's templates, most recently changed first."""
-    stmt = (
-        select(PromptTemplate)
-        .where(_mine(caller))
-        .order_by(PromptTemplate.updated_at.desc(), PromptTemplate.id.desc())
-    )
-    return [_public(t) for t in (await session.scalars(stmt)).all()]
+    return [_public(t) for t in await service.list_templates(session, caller)]
 
 
 @router.post("/templates", status_code=201, response_model=TemplatePublic, responses=ERRORS)
 async def create_template(
     body: TemplateIn, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> TemplatePublic:
-    _check_model(state, body.model)
-    await _check_name(session, body.name, caller)
-    count = await session.scalar(
-        select(func.count()).select_from(PromptTemplate).where(_mine(caller))
-    )
-    if (count or 0) >= MAX_TEMPLATES:
-        raise Conflict(f"You have {MAX_TEMPLATES} templates, the most kept; delete one first")
-    template = PromptTemplate(
-        template_id=str(uuid.uuid4()),
-        owner_id=caller.user_id,
-        name=body.name,
+    service.check_model(state.catalog, body.model)
+    template = await service.create_template(
+        session,
+        caller,
+        body.name,
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
         model=body.model,
         params=body.params.model_dump(exclude_none=True),
     )
-    session.add(template)
-    await session.flush()
     audit.record(session, request, "template.create", template.template_id, name=body.name)
     await session.commit()
     return _public(template)
@@ -160,19 +116,14 @@ async def update_template(
     state: StateDep,
     caller: CallerDep,
 ) -> TemplatePublic:
-    template = await _get(session, template_id, caller)
-    _check_model(state, change.model)
-    if change.name is not None and change.name != template.name:
-        await _check_name(session, change.name, caller)
-        template.name = change.name
-    if change.prompt is not None:
-        template.prompt = change.prompt
-    if "negative_prompt" in change.model_fields_set:
-        template.negative_prompt = change.negative_prompt
-    if "model" in change.model_fields_set:
-        template.model = change.model
+    """Changes the fields sent; `negative_prompt` or `model` sent as null are cleared."""
+    template = await service.get_template(session, template_id, caller)
+    service.check_model(state.catalog, change.model)
+    sent = change.model_dump(include=change.model_fields_set, exclude={"params"})
+    changes = {k: v for k, v in sent.items() if v is not None or k in CLEARABLE}
     if change.params is not None:
-        template.params = change.params.model_dump(exclude_none=True)
+        changes["params"] = change.params.model_dump(exclude_none=True)
+    await service.update_template(session, template, caller, **changes)
     await session.commit()
     await session.refresh(template)
     return _public(template)
@@ -182,7 +133,7 @@ async def update_template(
 async def delete_template(
     template_id: str, request: Request, session: SessionDep, caller: CallerDep
 ) -> Response:
-    template = await _get(session, template_id, caller)
+    template = await service.get_template(session, template_id, caller)
     await session.delete(template)
     audit.record(session, request, "template.delete", template_id, name=template.name)
     await session.commit()
