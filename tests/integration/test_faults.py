@@ -1,8 +1,10 @@
-"""Faults on our side: a full disk while writing an image, a database locked by another writer.
+"""Faults on our side: a full disk while writing an image, a database locked by another writer
+or dropping every connection.
 Each ends with the task completed or failed with a clear message, and nothing half-written."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import sqlite3
 import threading
@@ -10,10 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
+from tests.conftest import PG_ADMIN_DSN
+from tests.support import wait_for_task
 from volcimage.config import sqlite_path
 from volcimage.storage import files
+from volcimage.tasks.events import EventBus
+from volcimage.tasks.relay import start_relay
 
 
 def full_disk(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
@@ -80,3 +87,43 @@ async def test_database_locked_by_another_writer_only_delays(make_studio: Any) -
         holder.join()
         assert task["status"] == "completed" and len(task["images"]) == 1
         assert time.monotonic() - started >= 1.4
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server matter
+async def test_database_connections_dropped_mid_task_only_delay(
+    make_studio: Any, database_url: str
+) -> None:
+    """PostgreSQL restarts or a failover drop every connection: the task still completes, once
+    paid, and the event relay carries on with a new connection."""
+    async with make_studio(EMULATOR_LATENCY_MS=1500) as studio:
+        other_bus = EventBus()  # another process, listening
+        other = await start_relay(database_url, other_bus, studio.state.sessionmaker)
+        assert other is not None
+        created = await studio.generate(num_images=2)
+        deadline = time.monotonic() + 10
+        while studio.emulator.generation_calls < 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            dropped = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database_url.rsplit("/", 1)[1],
+            )
+        finally:
+            await admin.close()
+        assert dropped >= 1
+        task = await wait_for_task(studio.client, created["task_id"])
+        assert task["status"] == "completed" and len(task["images"]) == 2
+        assert studio.emulator.generation_calls == 2, "nothing paid twice"
+        try:
+            async with other_bus.subscribe() as events:
+                after = await studio.run()
+                assert after["status"] == "completed"
+                while True:  # the other process hears of it: both relays reconnected
+                    event = await asyncio.wait_for(events.get(), 10)
+                    if event.get("task", {}).get("task_id") == after["task_id"]:
+                        break
+        finally:
+            await other.stop()

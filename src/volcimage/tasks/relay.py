@@ -4,6 +4,8 @@ Every process publishes its events locally and NOTIFYs a short note (type and id
 task: payloads are capped at 8000 bytes). The others read the task back from the database and
 publish it to their own subscribers, so a page connected to any API process sees what every
 worker does, a new task wakes idle workers at once, and a cancel reaches the worker running it.
+A dropped connection (a database restart, a failover) is made again with backoff; notes sent
+while it is down are lost, the tasks themselves are not (pages catch up on their next read).
 """
 
 from __future__ import annotations
@@ -38,13 +40,39 @@ class PgRelay:
         self._conn: asyncpg.Connection | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()  # one operation at a time on an asyncpg connection
+        self._stopping = False
 
     async def start(self) -> None:
-        self._conn = await asyncpg.connect(self.dsn)
-        await self._conn.add_listener(CHANNEL, self._on_notify)
+        await self._connect()
         self.bus.relay = self
 
+    async def _connect(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        await conn.add_listener(CHANNEL, self._on_notify)
+        conn.add_termination_listener(self._on_lost)
+        self._conn = conn
+
+    def _on_lost(self, _conn: Any) -> None:
+        self._conn = None
+        if not self._stopping:
+            log.warning("event relay lost its database connection; reconnecting")
+            self._spawn(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.2
+        while not self._stopping:
+            try:
+                await self._connect()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("event relay cannot reconnect yet: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                log.info("event relay reconnected")
+                return
+
     async def stop(self) -> None:
+        self._stopping = True
         self.bus.relay = None
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
@@ -63,7 +91,7 @@ class PgRelay:
 
     async def _notify(self, payload: str) -> None:
         async with self._send_lock:
-            if self._conn is not None:
+            if self._conn is not None and not self._conn.is_closed():
                 await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
