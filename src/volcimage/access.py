@@ -150,9 +150,7 @@ async def login(body: Login, request: Request, session: SessionDep, state: State
         what = "username or password" if settings.access_mode == "accounts" else "API key"
         raise Unauthorized(f"The {what} is not valid")
     if caller.user_id is not None:
-        token = await users.start_session(
-            session, await users.get_user(session, caller.name), settings
-        )
+        token = await users.start_session(session, caller.user_id, settings)
     else:
         token = key_session_token(settings)
     audit.record(session, request, "login", caller.name, actor=caller.name)

@@ -149,7 +149,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def start_session(session: AsyncSession, user: User, settings: Settings) -> str:
+async def start_session(session: AsyncSession, user_id: int, settings: Settings) -> str:
     """A new sign-in; returns the token for the cookie (only its hash is stored)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -157,7 +157,7 @@ async def start_session(session: AsyncSession, user: User, settings: Settings) -
     session.add(
         UserSession(
             token_hash=token_hash(token),
-            user_id=user.id,
+            user_id=user_id,
             expires_at=now + timedelta(hours=settings.SESSION_HOURS),
         )
     )
