@@ -50,6 +50,10 @@ async def test_templates_are_saved_changed_and_deleted(make_studio: Any) -> None
         assert (await client.delete(f"{API}/{template_id}")).status_code == 204
         assert (await client.delete(f"{API}/{template_id}")).status_code == 404
         assert [t["name"] for t in (await client.get(API)).json()] == ["Fog"]
+        entries = (await client.get("/api/v1/audit")).json()
+        kept = [(e["action"], e["target"]) for e in reversed(entries) if "template" in e["action"]]
+        assert kept[0] == ("template.create", template_id)
+        assert kept[-1] == ("template.delete", template_id)
 
 
 async def test_bad_templates_are_refused_with_the_field_named(make_studio: Any) -> None:
@@ -86,7 +90,7 @@ async def test_the_number_of_templates_is_capped(
 
 
 async def test_each_user_has_their_own_templates(make_studio: Any) -> None:
-    async with make_studio(**ACCOUNTS) as studio:
+    async with make_studio(ENABLE_API_KEY_AUTH="true", API_KEY="script-key", **ACCOUNTS) as studio:
         await add_user(studio, "alice")
         await add_user(studio, "boss", admin=True)
         alice, boss = await signed_in(studio, "alice"), await signed_in(studio, "boss")
@@ -98,3 +102,8 @@ async def test_each_user_has_their_own_templates(make_studio: Any) -> None:
             answer = await boss.request(method, f"{API}/{hers['template_id']}", json={})
             assert answer.status_code == 404, method
         assert (await studio.client.get(API)).status_code == 401
+        script = {"X-API-Key": "script-key"}
+        assert (await studio.client.get(API, headers=script)).json() == [], "not an admin's view"
+        theirs = await studio.client.post(API, json=LANTERN, headers=script)
+        assert theirs.status_code == 201, "the key has the shared list, apart from the users'"
+        assert len((await alice.get(API)).json()) == 1

@@ -4,6 +4,7 @@ user has their own (admins too); without, everyone shares one list."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
@@ -12,21 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from volcimage.errors import Conflict, NotFound, ValidationError
 from volcimage.providers.catalog import Catalog
 from volcimage.tasks.deps import Caller
+from volcimage.tasks.service import visible
 from volcimage.templates.models import PromptTemplate
 
 MAX_TEMPLATES = 200
 
 
-def _mine(caller: Caller) -> ColumnElement[bool]:
-    if caller.user_id is None:
-        return PromptTemplate.owner_id.is_(None)
-    return PromptTemplate.owner_id == caller.user_id
+def _mine(caller: Caller) -> list[ColumnElement[bool]]:
+    if caller.user_id is None:  # accounts off, or the API key: the one shared list
+        return [PromptTemplate.owner_id.is_(None)]
+    # The task rule for a plain user, admins included: an admin's view of all would mix
+    # everyone's names into theirs
+    return visible(replace(caller, is_admin=False), PromptTemplate.owner_id)
 
 
 async def list_templates(session: AsyncSession, caller: Caller) -> list[PromptTemplate]:
     stmt = (
         select(PromptTemplate)
-        .where(_mine(caller))
+        .where(*_mine(caller))
         .order_by(PromptTemplate.updated_at.desc(), PromptTemplate.id.desc())
     )
     return list((await session.scalars(stmt)).all())
@@ -34,7 +38,7 @@ async def list_templates(session: AsyncSession, caller: Caller) -> list[PromptTe
 
 async def get_template(session: AsyncSession, template_id: str, caller: Caller) -> PromptTemplate:
     template = await session.scalar(
-        select(PromptTemplate).where(PromptTemplate.template_id == template_id, _mine(caller))
+        select(PromptTemplate).where(PromptTemplate.template_id == template_id, *_mine(caller))
     )
     if template is None:
         raise NotFound(f"Template {template_id} does not exist")
@@ -43,7 +47,7 @@ async def get_template(session: AsyncSession, template_id: str, caller: Caller) 
 
 async def _check_name(session: AsyncSession, name: str, caller: Caller) -> None:
     taken = await session.scalar(
-        select(PromptTemplate.id).where(PromptTemplate.name == name, _mine(caller))
+        select(PromptTemplate.id).where(PromptTemplate.name == name, *_mine(caller))
     )
     if taken is not None:
         raise Conflict(f"A template named {name!r} exists already", {"field": "name"})
@@ -59,7 +63,7 @@ async def create_template(
 ) -> PromptTemplate:
     await _check_name(session, name, caller)
     count = await session.scalar(
-        select(func.count()).select_from(PromptTemplate).where(_mine(caller))
+        select(func.count()).select_from(PromptTemplate).where(*_mine(caller))
     )
     if (count or 0) >= MAX_TEMPLATES:
         raise Conflict(f"You have {MAX_TEMPLATES} templates, the most kept; delete one first")
