@@ -113,7 +113,7 @@ class SessionInfo(BaseModel):
 
 
 class Login(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     api_key: str | None = Field(None, min_length=1, max_length=500)
     username: str | None = Field(None, min_length=1, max_length=50)
     password: str | None = Field(None, min_length=1, max_length=200)

@@ -13,6 +13,7 @@ from volcimage.tasks.models import Image, Task, Upload
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,  # JSON types as documented: no true for 1, no "2" for 2
         json_schema_extra={
             "examples": [
                 {
@@ -115,7 +116,9 @@ class ImageUpdate(BaseModel):
     """Favourite and tags of an image; a field left out is left unchanged."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"favorite": True, "tags": ["cats"]}]}
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"favorite": True, "tags": ["cats"]}]},
     )
 
     favorite: bool | None = None
@@ -156,7 +159,7 @@ class TaskPublic(BaseModel):
 
 
 class ZipRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     image_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=36)]] = Field(
         ..., max_length=500, description="Image ids, at most 500"
     )

@@ -30,7 +30,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 class TemplateParams(BaseModel):
     """The form's settings a template keeps (the fields of POST /generate)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     width: int | None = Field(None, ge=1, le=16384)
     height: int | None = Field(None, ge=1, le=16384)
     num_images: int | None = Field(None, ge=1, le=15)
@@ -42,7 +42,7 @@ class TemplateParams(BaseModel):
 
 
 class TemplateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: Name
     prompt: str = Field(..., min_length=1, max_length=4000)
     negative_prompt: str | None = Field(None, max_length=2000)
@@ -51,7 +51,7 @@ class TemplateIn(BaseModel):
 
 
 class TemplateChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: Name | None = None
     prompt: str | None = Field(None, min_length=1, max_length=4000)
     negative_prompt: str | None = Field(None, max_length=2000)

@@ -40,7 +40,7 @@ class UserInfo(BaseModel):
 
 
 class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     username: str = Field(..., min_length=1, max_length=50)
     password: str = Field(..., min_length=1, max_length=200)
     is_admin: bool = False
@@ -48,7 +48,7 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     password: str | None = Field(None, min_length=1, max_length=200)
     is_admin: bool | None = None
     disabled: bool | None = None
@@ -57,7 +57,7 @@ class UserUpdate(BaseModel):
 
 
 class PasswordChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     current_password: str = Field(..., min_length=1, max_length=200)
     new_password: str = Field(..., min_length=1, max_length=200)
 
