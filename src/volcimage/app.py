@@ -24,7 +24,7 @@ from volcimage.access import AccessControl
 from volcimage.access import router as access_router
 from volcimage.audit import router as audit_router
 from volcimage.config import Settings, get_settings
-from volcimage.db import create_engine, create_sessionmaker
+from volcimage.db import Reads, create_engine, create_sessionmaker
 from volcimage.errors import RateLimited, VolcImageError, body_of, invalid_input
 from volcimage.headers import SecurityHeaders
 from volcimage.metrics import RequestMetrics
@@ -58,6 +58,7 @@ def build_state(settings: Settings) -> State:
         settings=settings,
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
+        reads=Reads(settings, engine),
         catalog=load_catalog(),
         store=build_store(settings),
         bus=EventBus(),
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
                     await provider.aclose()
             if relay is not None:
                 await relay.stop()
+            state.reads.dispose()
             await state.engine.dispose()
 
     app = FastAPI(

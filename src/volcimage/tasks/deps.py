@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from volcimage.config import Settings
+from volcimage.db import Reads
 from volcimage.providers.catalog import Catalog
 from volcimage.storage.files import Store
 from volcimage.tasks.events import EventBus
@@ -41,6 +42,7 @@ class State:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    reads: Reads
     catalog: Catalog
     store: Store
     bus: EventBus

@@ -20,10 +20,10 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from volcimage.tasks import views
 from volcimage.tasks.events import Event, EventBus
 from volcimage.tasks.models import Image, Task
-from volcimage.tasks.schemas import image_public, task_event
-from volcimage.tasks.service import get_task_by_pk
+from volcimage.tasks.schemas import image_public
 
 log = logging.getLogger("volcimage.relay")
 CHANNEL = "volcimage_events"
@@ -112,13 +112,15 @@ class PgRelay:
             if kind == "image.updated":
                 image = await session.scalar(select(Image).where(Image.image_id == note["id"]))
                 if image is not None:
-                    public = image_public(image).model_dump(mode="json")
+                    tags = [tag.tag_name for tag in image.tags]
+                    public = image_public(image, tags).model_dump(mode="json")
                     self.bus.deliver({"type": kind, "owner": owner, "image": public})
                 return
-            pk = await session.scalar(select(Task.id).where(Task.task_id == note["id"]))
-            task = await get_task_by_pk(session, pk) if pk is not None else None
-            if task is not None:
-                self.bus.deliver(task_event(kind, task))
+            found = await session.run_sync(
+                views.load, views.select_tasks(Task.task_id == note["id"])
+            )
+            if found:
+                self.bus.deliver(views.event(kind, found[0]))
 
     def _spawn(self, work: Any) -> None:
         job = asyncio.get_running_loop().create_task(work)

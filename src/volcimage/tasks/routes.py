@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -35,7 +36,7 @@ from volcimage.db import utcnow
 from volcimage.errors import NotFound, ValidationError, VolcImageError, body_of, invalid_input
 from volcimage.storage.files import Area, Store
 from volcimage.storage.uploads import clean_upload
-from volcimage.tasks import service
+from volcimage.tasks import service, views
 from volcimage.tasks.deps import Caller, State, get_caller, get_session, get_state
 from volcimage.tasks.models import Task, TaskStatus
 from volcimage.tasks.schemas import (
@@ -50,8 +51,6 @@ from volcimage.tasks.schemas import (
     UploadPublic,
     ZipRequest,
     image_public,
-    task_event,
-    task_public,
     upload_public,
 )
 
@@ -108,7 +107,7 @@ async def _queue(
         num_images=task.num_images,
     )
     await session.commit()
-    state.bus.publish(task_event("task.created", task))
+    await _publish(state, "task.created", task.id)
     return GenerateResponse(
         task_id=task.task_id,
         status=task.status,
@@ -120,19 +119,18 @@ async def _queue(
 
 
 @router.get("/task/{task_id}", response_model=TaskPublic, responses=ERRORS)
-async def get_task(task_id: str, session: SessionDep, caller: CallerDep) -> TaskPublic:
-    return task_public(await service.get_task(session, task_id, caller))
+async def get_task(task_id: str, state: StateDep, caller: CallerDep) -> TaskPublic:
+    return await state.reads(service.show_task, task_id, caller)
 
 
 @router.get("/tasks", response_model=TaskList)
 async def list_tasks(
-    session: SessionDep,
+    state: StateDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     status: TaskStatus | None = None,
 ) -> TaskList:
-    tasks = await service.list_tasks(session, caller, limit, status)
-    return TaskList(items=[task_public(t) for t in tasks])
+    return TaskList(items=await state.reads(service.list_tasks, caller, limit, status))
 
 
 @router.post("/task/{task_id}/cancel", response_model=TaskPublic, responses=ERRORS)
@@ -144,8 +142,7 @@ async def cancel_task(
     await session.commit()
     if task.cancel_requested:
         state.bus.request_cancel(task.id)
-    state.bus.publish(task_event("task.updated", task))
-    return task_public(task)
+    return await _publish(state, "task.updated", task.id)
 
 
 @router.post("/task/{task_id}/retry", response_model=TaskPublic, responses=ERRORS)
@@ -155,8 +152,16 @@ async def retry_task(
     task = await service.retry_task(session, await service.get_task(session, task_id, caller))
     audit.record(session, request, "task.retry", task_id)
     await session.commit()
-    state.bus.publish(task_event("task.created", task))
-    return task_public(task)
+    return await _publish(state, "task.created", task.id)
+
+
+async def _publish(state: State, kind: str, pk: int) -> TaskPublic:
+    """Announces the task as it now is, and returns it as announced."""
+    shown = await state.reads(views.by_pk, pk)
+    if shown is None:  # deleted by another request since this one committed
+        raise NotFound("The task was deleted meanwhile")
+    state.bus.publish(views.event(kind, shown))
+    return shown.task
 
 
 @router.delete("/task/{task_id}", status_code=204, responses=ERRORS)
@@ -169,7 +174,7 @@ async def delete_task(
 
 @router.get("/history", response_model=HistoryPage)
 async def history(
-    session: SessionDep,
+    state: StateDep,
     caller: CallerDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -181,20 +186,22 @@ async def history(
     favorite: Annotated[bool | None, Query(description="With (or without) a favourite")] = None,
     tag: Annotated[str | None, Query(max_length=50, description="With an image so tagged")] = None,
 ) -> HistoryPage:
-    total, tasks = await service.history(
-        session,
-        caller,
-        page=page,
-        limit=limit,
-        q=q,
-        model=model,
-        status=status,
-        date_from=date_from,
-        date_to=date_to,
-        favorite=favorite,
-        tag=tag,
+    total, tasks = await state.reads(
+        functools.partial(
+            service.history,
+            caller=caller,
+            page=page,
+            limit=limit,
+            q=q,
+            model=model,
+            status=status,
+            date_from=date_from,
+            date_to=date_to,
+            favorite=favorite,
+            tag=tag,
+        )
     )
-    return HistoryPage(total=total, page=page, limit=limit, items=[task_public(t) for t in tasks])
+    return HistoryPage(total=total, page=page, limit=limit, items=tasks)
 
 
 @router.delete("/history/{task_id}", status_code=204, responses=ERRORS)
@@ -247,7 +254,7 @@ async def update_image(
     owner = await service.owner_of(session, image)
     audit.record(session, request, "image.update", image_id, **change.model_dump(exclude_none=True))
     await session.commit()
-    public = image_public(image)
+    public = image_public(image, [tag.tag_name for tag in image.tags])
     event = {"type": "image.updated", "owner": owner, "image": public.model_dump(mode="json")}
     state.bus.publish(event)
     return public

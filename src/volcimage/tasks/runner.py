@@ -44,9 +44,9 @@ from volcimage.providers.base import (
 from volcimage.providers.catalog import Catalog, ModelInfo
 from volcimage.storage.files import Store, write_atomic
 from volcimage.storage.images import SUFFIX, prepare
+from volcimage.tasks import views
 from volcimage.tasks.events import EventBus
 from volcimage.tasks.models import CallState, Image, Task, TaskStatus, UpstreamCall
-from volcimage.tasks.schemas import task_event
 from volcimage.tasks.service import get_task_by_pk, reference_file
 
 log = logging.getLogger("volcimage.runner")
@@ -761,9 +761,9 @@ class Runner:
 
     async def _publish(self, pk: int, kind: str) -> None:
         async with self.sessionmaker() as session:
-            task = await get_task_by_pk(session, pk)
-            if task is not None:
-                self.bus.publish(task_event(kind, task))
+            shown = await session.run_sync(views.by_pk, pk)
+            if shown is not None:
+                self.bus.publish(views.event(kind, shown))
 
 
 @dataclass(frozen=True)

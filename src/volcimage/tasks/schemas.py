@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from sqlalchemy import Row
 
-from volcimage.tasks.models import Image, Task, Upload
+from volcimage.tasks.models import Image, Upload
 
 
 class GenerateRequest(BaseModel):
@@ -176,7 +177,7 @@ class HistoryPage(BaseModel):
     items: list[TaskPublic]
 
 
-def image_public(image: Image) -> ImagePublic:
+def image_public(image: Image | Row[Any], tags: list[str]) -> ImagePublic:
     base = f"/api/v1/images/{image.image_id}"
     return ImagePublic(
         image_id=image.image_id,
@@ -187,17 +188,13 @@ def image_public(image: Image) -> ImagePublic:
         file_size=image.file_size,
         mime_type=image.mime_type,
         favorite=image.favorite,
-        tags=[t.tag_name for t in image.tags],
+        tags=tags,
         created_at=image.created_at,
     )
 
 
-def task_event(kind: str, task: Task) -> dict[str, Any]:
-    """An event for the bus; `owner` decides who may receive it (see the events route)."""
-    return {"type": kind, "owner": task.owner_id, "task": task_public(task).model_dump(mode="json")}
-
-
-def task_public(task: Task) -> TaskPublic:
+def task_public(task: Row[Any], images: list[ImagePublic]) -> TaskPublic:
+    """A task row of views.TASK_COLUMNS, shaped for the API."""
     error = (
         TaskError(code=task.error_code, message=task.error_message) if task.error_message else None
     )
@@ -215,7 +212,7 @@ def task_public(task: Task) -> TaskPublic:
         scale=task.scale,
         seed=task.seed,
         params=task.params or {},
-        images=[image_public(i) for i in task.images],
+        images=images,
         error=error,
         retry_count=task.retry_count,
         created_at=task.created_at,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from volcimage.config import Settings
 from volcimage.db import utcnow
@@ -16,9 +16,10 @@ from volcimage.errors import Conflict, NotFound, RateLimited, ValidationError
 from volcimage.providers.catalog import Catalog, ModelInfo
 from volcimage.storage.files import Area, Store
 from volcimage.storage.images import StoredImage
+from volcimage.tasks import views
 from volcimage.tasks.deps import Caller
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
-from volcimage.tasks.schemas import GenerateRequest, ImageUpdate
+from volcimage.tasks.schemas import GenerateRequest, ImageUpdate, TaskPublic
 from volcimage.users.models import User
 from volcimage.users.service import daily_limit
 
@@ -296,25 +297,32 @@ async def get_task(session: AsyncSession, task_id: str, caller: Caller) -> Task:
     return task
 
 
+def show_task(session: Session, task_id: str, caller: Caller) -> TaskPublic:
+    """As get_task, for reading only (see views)."""
+    found = views.tasks(
+        session, views.select_tasks(Task.task_id == task_id, *visible(caller, Task.owner_id))
+    )
+    if not found:
+        raise NotFound(f"Task {task_id} does not exist")
+    return found[0]
+
+
 async def get_task_by_pk(session: AsyncSession, pk: int) -> Task | None:
     return await session.scalar(_with_images(select(Task).where(Task.id == pk)))
 
 
-async def list_tasks(
-    session: AsyncSession, caller: Caller, limit: int, status: str | None = None
-) -> list[Task]:
-    stmt = (
-        _with_images(select(Task))
-        .where(*visible(caller, Task.owner_id))
-        .order_by(Task.created_at.desc(), Task.id.desc())
-    )
+def list_tasks(
+    session: Session, caller: Caller, limit: int, status: str | None = None
+) -> list[TaskPublic]:
+    conditions = visible(caller, Task.owner_id)
     if status:
-        stmt = stmt.where(Task.status == status)
-    return list((await session.scalars(stmt.limit(limit))).all())
+        conditions.append(Task.status == status)
+    stmt = views.select_tasks(*conditions).order_by(Task.created_at.desc(), Task.id.desc())
+    return views.tasks(session, stmt.limit(limit))
 
 
-async def history(
-    session: AsyncSession,
+def history(
+    session: Session,
     caller: Caller,
     *,
     page: int,
@@ -326,7 +334,7 @@ async def history(
     date_to: datetime | None = None,
     favorite: bool | None = None,
     tag: str | None = None,
-) -> tuple[int, list[Task]]:
+) -> tuple[int, list[TaskPublic]]:
     conditions = visible(caller, Task.owner_id)
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -349,15 +357,14 @@ async def history(
         conditions.append(has_favorite if favorite else ~has_favorite)
     if tag:
         conditions.append(Task.images.any(Image.tags.any(UserTag.tag_name == tag)))
-    total = await session.scalar(select(func.count()).select_from(Task).where(*conditions))
+    total = session.scalar(select(func.count()).select_from(Task).where(*conditions))
     stmt = (
-        _with_images(select(Task))
-        .where(*conditions)
+        views.select_tasks(*conditions)
         .order_by(Task.created_at.desc(), Task.id.desc())
         .offset((page - 1) * limit)
         .limit(limit)
     )
-    return total or 0, list((await session.scalars(stmt)).all())
+    return total or 0, views.tasks(session, stmt)
 
 
 async def cancel_task(session: AsyncSession, task: Task) -> Task:
