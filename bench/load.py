@@ -50,30 +50,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+Sample = tuple[float, float, bool]  # (answered at, on the shared monotonic clock; seconds; ok)
+
+
 async def reader(
-    url: str, rate: int, seconds: float, ids: list[str], out: dict[str, float]
+    urls: list[str], rate: int, seconds: float, ids: list[str], out: dict[str, Any]
 ) -> None:
-    latencies: list[float] = []
-    errors = 0
+    samples: list[Sample] = []
     # aiohttp: ~0.2 ms of CPU a request where httpx takes ~1.9 ms, and both share the server's
     # two cores here (docs/benchmarks.md)
     connector = aiohttp.TCPConnector(limit=64)
     timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
         start = time.monotonic()
         sent = 0
 
         async def one(path: str) -> None:
-            nonlocal errors
-            began = time.perf_counter()
+            began = time.monotonic()
             try:
                 async with client.get(path) as response:
                     await response.read()
-                    if response.status >= 400:
-                        errors += 1
+                    ok = response.status < 400
             except (aiohttp.ClientError, TimeoutError):
-                errors += 1
-            latencies.append(time.perf_counter() - began)
+                ok = False
+            answered = time.monotonic()
+            samples.append((answered, answered - began, ok))
 
         pending: set[asyncio.Task[None]] = set()
         while time.monotonic() - start < seconds:
@@ -81,7 +82,7 @@ async def reader(
             sent = max(sent, due - rate)  # fall behind by at most a second, never bank it
             while sent < due and len(pending) < MAX_IN_FLIGHT:
                 kind = sent % 3
-                path = (
+                path = urls[sent % len(urls)] + (
                     f"/api/v1/task/{ids[sent % len(ids)]}"
                     if kind == 0 and ids
                     else "/api/v1/history?limit=20"
@@ -94,20 +95,46 @@ async def reader(
                 sent += 1
             await asyncio.sleep(0.005)
         await asyncio.gather(*pending)
-        elapsed = time.monotonic() - start
-    out.update(
-        reads=len(latencies),
-        read_rate=len(latencies) / elapsed,
-        read_errors=errors,
-        read_p50_ms=percentile(latencies, 0.5) * 1000,
-        read_p95_ms=percentile(latencies, 0.95) * 1000,
-        read_p99_ms=percentile(latencies, 0.99) * 1000,
+    out.update(samples=samples, start=start, end=time.monotonic())
+
+
+def summary(samples: list[Sample], start: float, end: float) -> str:
+    chosen = [sample for sample in samples if start <= sample[0] < end]
+    if end - start < 1 or not chosen:
+        return "none"
+    latencies = [sample[1] for sample in chosen]
+    errors = sum(1 for sample in chosen if not sample[2])
+    return (
+        f"{len(chosen)} at {len(chosen) / (end - start):.0f}/s over {end - start:.0f} s, "
+        f"errors {errors}, p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+        f"p95 {percentile(latencies, 0.95) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
     )
 
 
-def reader_process(url: str, rate: int, seconds: float, ids: list[str], queue: object) -> None:
-    out: dict[str, float] = {}
-    asyncio.run(reader(url, rate, seconds, ids, out))
+async def wait_ready(client: httpx.AsyncClient, url: str) -> None:
+    for _ in range(300):
+        try:
+            if (await client.get(url + "/api/v1/health")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"{url} did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reader_process(
+    urls: list[str], rate: int, seconds: float, ids: list[str], queue: object
+) -> None:
+    out: dict[str, Any] = {}
+    asyncio.run(reader(urls, rate, seconds, ids, out))
+    out["cpu_s"] = time.process_time()
     queue.put(out)  # type: ignore[attr-defined]
 
 
@@ -152,15 +179,11 @@ async def main(args: argparse.Namespace) -> None:
         "APP_PORT": str(port),
     }
     python = sys.executable
-    processes = []
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     if args.emulator == "external":  # its rendering off the app's CPU budget, as upstream is
         emulator_port = free_port()
-        processes.append(
-            subprocess.Popen(
-                [python, "-m", "volcimage", "emulator", "--port", str(emulator_port)],
-                env=env,
-                cwd=tmp,
-            )
+        processes["emulator"] = subprocess.Popen(
+            [python, "-m", "volcimage", "emulator", "--port", str(emulator_port)], env=env, cwd=tmp
         )
         env.update(
             VOLC_PROVIDER_MODE="real",
@@ -168,19 +191,20 @@ async def main(args: argparse.Namespace) -> None:
             ARK_BASE_URL=f"http://127.0.0.1:{emulator_port}/api/v3",
         )
     serve = ["serve"] if args.workers == 0 else ["serve", "--no-runner"]
-    processes.append(subprocess.Popen([python, "-m", "volcimage", *serve], env=env, cwd=tmp))
+    ports = [port] + [free_port() for _ in range(args.serve - 1)]
+    for n, each in enumerate(ports, 1):
+        command = [python, "-m", "volcimage", *serve, "--port", str(each)]
+        processes[f"serve {n}"] = subprocess.Popen(command, env=env, cwd=tmp)
     url = f"http://127.0.0.1:{port}"
+    urls = [f"http://127.0.0.1:{each}" for each in ports]
+    cpu: dict[str, float] = {}
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/api/v1/health")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
-            for _ in range(args.workers):
-                processes.append(
-                    subprocess.Popen([python, "-m", "volcimage", "worker"], env=env, cwd=tmp)
+            for each in urls:
+                await wait_ready(client, each)
+            for n in range(1, args.workers + 1):
+                processes[f"worker {n}"] = subprocess.Popen(
+                    [python, "-m", "volcimage", "worker"], env=env, cwd=tmp
                 )
             started = time.monotonic()
             body = {"prompt": "bench", "model": "seedream-3.0", "num_images": args.images}
@@ -192,9 +216,9 @@ async def main(args: argparse.Namespace) -> None:
             submitted = time.monotonic() - started
 
             spawn = multiprocessing.get_context("spawn")  # not a fork of a running event loop
-            queue: multiprocessing.Queue[dict[str, float]] = spawn.Queue()
+            queue: multiprocessing.Queue[dict[str, Any]] = spawn.Queue()
             reads = spawn.Process(
-                target=reader_process, args=(url, args.reads, args.seconds, ids, queue)
+                target=reader_process, args=(urls, args.reads, args.seconds, ids, queue)
             )
             reads.start()
             final = ("completed", "failed", "cancelled")
@@ -204,9 +228,11 @@ async def main(args: argparse.Namespace) -> None:
                 if rows[0][0] >= len(ids):
                     break
                 await asyncio.sleep(0.5)
-            finished = time.monotonic() - started
+            finished_at = time.monotonic()
+            finished = finished_at - started
             read_figures = queue.get(timeout=args.seconds + 60)
             reads.join()
+            wall = time.monotonic() - started
         tasks = await query(
             database,
             select(Task.status, Task.num_images, Task.created_at, Task.completed_at),
@@ -214,10 +240,13 @@ async def main(args: argparse.Namespace) -> None:
         images = (await query(database, select(func.count()).select_from(Image)))[0][0]
         billed = func.count() + func.coalesce(func.sum(UpstreamCall.lost_calls), 0)
         calls = (await query(database, select(billed)))[0][0]
+        cpu = {name: cpu_seconds(p.pid) for name, p in processes.items()}
+        cpu["reader"] = read_figures["cpu_s"]
+        cpu["bench"] = time.process_time()
     finally:
-        for process in processes:
+        for process in processes.values():
             process.terminate()
-        for process in processes:
+        for process in processes.values():
             process.wait(30)
         if pg_name:
             conn = await asyncpg.connect(PG_ADMIN)
@@ -240,11 +269,14 @@ async def main(args: argparse.Namespace) -> None:
         f"throughput: {len(completed) / finished:.1f} tasks/s, {images / finished:.1f} images/s; "
         f"task time p50 {statistics.median(durations) if durations else float('nan'):.0f} s"
     )
+    samples, start, end = read_figures["samples"], read_figures["start"], read_figures["end"]
+    print(f"reads asked: {args.reads}/s for {args.seconds:.0f} s")
+    print(f"  while tasks ran: {summary(samples, start, min(finished_at, end))}")
+    print(f"  after:           {summary(samples, finished_at, end)}")
+    print(f"  in all:          {summary(samples, start, end)}")
     print(
-        f"reads: {read_figures['reads']:.0f} at {read_figures['read_rate']:.0f}/s "
-        f"(asked {args.reads}/s), errors {read_figures['read_errors']:.0f}, "
-        f"p50 {read_figures['read_p50_ms']:.1f} ms, p95 {read_figures['read_p95_ms']:.1f} ms, "
-        f"p99 {read_figures['read_p99_ms']:.1f} ms"
+        "CPU seconds: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items()),
+        f"(of {wall * (os.cpu_count() or 1):.0f} on {os.cpu_count()} cores)",
     )
     lost = len(ids) - len(done)
     print(
@@ -263,6 +295,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--workers", type=int, default=0, help="worker processes (0: in serve)")
+    parser.add_argument(
+        "--serve", type=int, default=1, help="serve processes, each on its own port, read in turn"
+    )
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--latency-ms", type=int, default=800)
     parser.add_argument("--timeout", type=float, default=300)
