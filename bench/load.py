@@ -1,13 +1,14 @@
 """Load: many tasks in flight against the emulator while another process reads the API hard.
 
-    .venv/bin/python bench/load.py --tasks 200 --reads 500 --seconds 20
-    .venv/bin/python bench/load.py --database postgresql --workers 3
+    .venv/bin/python bench/load.py --tasks 200 --reads 500 --seconds 40
+    .venv/bin/python bench/load.py --database postgresql --workers 1 --serve 2
 
-Starts its own server (and workers) on free ports with a throwaway database, submits --tasks
-tasks at once, and meanwhile a second process issues --reads requests a second (task, history
-and list reads) for --seconds or until every task is done. Prints throughput, latency
-percentiles and error counts, and checks nothing was lost: every task final, one image per
-requested image, one upstream call per image. Not a test: figures vary with the machine.
+Starts its own server(s), workers and emulator on free ports with a throwaway database,
+submits --tasks tasks at once, and meanwhile a second process issues --reads requests a second
+(task, history and list reads, spread over the --serve processes) for --seconds. Prints reads
+while the tasks ran and after, latency percentiles, errors and the CPU seconds of every
+process, and checks nothing was lost: every task final, one image per requested image, one
+upstream call per image. Not a test: figures vary with the machine (docs/benchmarks.md).
 """
 
 from __future__ import annotations
