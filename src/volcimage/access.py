@@ -16,10 +16,10 @@ import hashlib
 import hmac
 import math
 import time
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
@@ -33,7 +33,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from volcimage import audit
 from volcimage.config import Settings
 from volcimage.errors import RateLimited, Unauthorized, ValidationError
-from volcimage.tasks.deps import ANONYMOUS, Caller, State, get_caller, get_session, get_state
+from volcimage.tasks.deps import (
+    ANONYMOUS,
+    Caller,
+    CallerDep,
+    SessionDep,
+    State,
+    StateDep,
+)
 from volcimage.users import service as users
 
 COOKIE = "volcimage_session"
@@ -55,9 +62,6 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 GUEST = Caller("anonymous", is_admin=False)  # not signed in where signing in is required
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
-StateDep = Annotated[State, Depends(get_state)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 def _hmac(settings: Settings, message: str) -> str:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from volcimage.tasks.deps import Caller, get_caller, get_session
+from volcimage.tasks.deps import CallerDep, SessionDep, get_caller
 from volcimage.tasks.models import AuditEntry
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 def client_of(request: HTTPConnection) -> str | None:

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from volcimage import __version__
 from volcimage.metrics import render as render_metrics
 from volcimage.migrate import head_revision
-from volcimage.tasks.deps import Caller, State, get_caller, get_session, get_state
+from volcimage.tasks.deps import (
+    CallerDep,
+    SessionDep,
+    StateDep,
+)
 from volcimage.tasks.service import images_asked_today
 from volcimage.users.models import User
 from volcimage.users.service import daily_limit
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
 metrics_router = APIRouter()
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-StateDep = Annotated[State, Depends(get_state)]
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 class Quota(BaseModel):

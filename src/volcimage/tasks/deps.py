@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Annotated, cast
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -65,3 +65,8 @@ def get_caller(request: HTTPConnection) -> Caller:
 async def get_session(request: HTTPConnection) -> AsyncIterator[AsyncSession]:
     async with get_state(request).sessionmaker() as session:
         yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+StateDep = Annotated[State, Depends(get_state)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import anyio
 from fastapi import (
     APIRouter,
-    Depends,
     File,
     Query,
     Request,
@@ -37,7 +36,13 @@ from volcimage.errors import NotFound, ValidationError, VolcImageError, body_of,
 from volcimage.storage.files import Area, Store
 from volcimage.storage.uploads import clean_upload
 from volcimage.tasks import service, views
-from volcimage.tasks.deps import Caller, State, get_caller, get_session, get_state
+from volcimage.tasks.deps import (
+    Caller,
+    CallerDep,
+    SessionDep,
+    State,
+    StateDep,
+)
 from volcimage.tasks.models import Task, TaskStatus
 from volcimage.tasks.schemas import (
     GenerateRequest,
@@ -55,9 +60,6 @@ from volcimage.tasks.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-StateDep = Annotated[State, Depends(get_state)]
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 MAX_ARCHIVE_IMAGES = 500
 

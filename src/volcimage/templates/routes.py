@@ -5,19 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from volcimage import audit
-from volcimage.tasks.deps import Caller, State, get_caller, get_session, get_state
+from volcimage.tasks.deps import (
+    CallerDep,
+    SessionDep,
+    StateDep,
+)
 from volcimage.templates import service
 from volcimage.templates.models import PromptTemplate
 
 router = APIRouter(prefix="/api/v1", tags=["templates"])
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-StateDep = Annotated[State, Depends(get_state)]
-CallerDep = Annotated[Caller, Depends(get_caller)]
 ERRORS: dict[int | str, dict[str, str]] = {
     400: {"description": "Invalid input"},
     404: {"description": "No such template"},

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from volcimage import audit
 from volcimage.access import COOKIE
 from volcimage.errors import Conflict, Forbidden, Unauthorized, ValidationError
-from volcimage.tasks.deps import Caller, State, get_caller, get_session, get_state
+from volcimage.tasks.deps import (
+    Caller,
+    CallerDep,
+    SessionDep,
+    State,
+    StateDep,
+)
 from volcimage.tasks.service import images_asked_today
 from volcimage.users import service
 from volcimage.users.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-StateDep = Annotated[State, Depends(get_state)]
-CallerDep = Annotated[Caller, Depends(get_caller)]
 ERRORS: dict[int | str, dict[str, str]] = {
     400: {"description": "Invalid input"},
     403: {"description": "Admins only"},
