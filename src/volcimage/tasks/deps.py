@@ -28,11 +28,6 @@ class Caller:
     user_id: int | None = None
     is_admin: bool = True
 
-    @property
-    def owner(self) -> int | None:
-        """The owner to filter by, or None to see everything."""
-        return None if self.is_admin else self.user_id
-
 
 ANONYMOUS = Caller("anonymous")
 

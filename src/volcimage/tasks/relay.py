@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from volcimage.tasks import views
 from volcimage.tasks.events import Event, EventBus
 from volcimage.tasks.models import Image, Task
-from volcimage.tasks.schemas import image_public
 
 log = logging.getLogger("volcimage.relay")
 CHANNEL = "volcimage_events"
@@ -112,8 +111,7 @@ class PgRelay:
             if kind == "image.updated":
                 image = await session.scalar(select(Image).where(Image.image_id == note["id"]))
                 if image is not None:
-                    tags = [tag.tag_name for tag in image.tags]
-                    public = image_public(image, tags).model_dump(mode="json")
+                    public = views.image_shown(image).model_dump(mode="json")
                     self.bus.deliver({"type": kind, "owner": owner, "image": public})
                 return
             found = await session.run_sync(

@@ -55,7 +55,6 @@ from volcimage.tasks.schemas import (
     TaskPublic,
     UploadPublic,
     ZipRequest,
-    image_public,
     upload_public,
 )
 
@@ -256,7 +255,7 @@ async def update_image(
     owner = await service.owner_of(session, image)
     audit.record(session, request, "image.update", image_id, **change.model_dump(exclude_none=True))
     await session.commit()
-    public = image_public(image, [tag.tag_name for tag in image.tags])
+    public = views.image_shown(image)
     event = {"type": "image.updated", "owner": owner, "image": public.model_dump(mode="json")}
     state.bus.publish(event)
     return public

@@ -90,6 +90,11 @@ def by_pk(session: Session, pk: int) -> Shown | None:
     return found[0] if found else None
 
 
+def image_shown(image: Image) -> ImagePublic:
+    """A loaded image (its tags load with it), shaped for the API."""
+    return image_public(image, [tag.tag_name for tag in image.tags])
+
+
 def event(kind: str, shown: Shown) -> dict[str, Any]:
     """An event for the bus; `owner` decides who may receive it."""
     return {"type": kind, "owner": shown.owner, "task": shown.task.model_dump(mode="json")}
