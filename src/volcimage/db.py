@@ -83,9 +83,13 @@ class Reads:
     """Runs a read-only function of a plain Session in one go.
 
     aiosqlite hops to its thread and back for every cursor call (~0.1 ms of CPU each, twenty
-    times a small query), so on SQLite a read runs whole in a worker thread on the synchronous
-    driver: one hop a request. asyncpg has no such cost: there the read runs on the async
-    session. Writes stay on the async engine, the one place that orders them.
+    times a small query), so on SQLite a read runs whole on the synchronous driver: in a
+    worker thread, one hop a request, or with `indexed=True` (a task by id, a page of the
+    newest: a millisecond at most) on the event loop's own thread, as the hop and the GIL
+    contention it brings cost more than such a read (docs/benchmarks.md). A read that may scan
+    (search, filters, counts) keeps the thread, so the loop stays free. asyncpg has none of
+    these costs: there every read runs on the async session. Writes stay on the async engine,
+    the one place that orders them.
     """
 
     def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
@@ -99,12 +103,14 @@ class Reads:
             event.listen(self._engine, "connect", _sqlite_pragmas)
         self._threads = anyio.CapacityLimiter(2)
 
-    async def __call__(self, read: Callable[..., T], *args: Any) -> T:
+    async def __call__(self, read: Callable[..., T], *args: Any, indexed: bool = False) -> T:
         if self._engine is None:
             async with self._async() as session:
                 return await session.run_sync(read, *args)
+        if indexed:
+            return _read_sync(self._engine, read, args)
         return await anyio.to_thread.run_sync(
-            _read_in_thread, self._engine, read, args, limiter=self._threads
+            _read_sync, self._engine, read, args, limiter=self._threads
         )
 
     def dispose(self) -> None:
@@ -112,6 +118,6 @@ class Reads:
             self._engine.dispose()
 
 
-def _read_in_thread(engine: Engine, read: Callable[..., T], args: tuple[Any, ...]) -> T:
+def _read_sync(engine: Engine, read: Callable[..., T], args: tuple[Any, ...]) -> T:
     with Session(engine) as session:
         return read(session, *args)

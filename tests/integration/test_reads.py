@@ -1,5 +1,6 @@
-"""db.Reads: where a read runs. On a SQLite file, whole in a worker thread on the synchronous
-driver; otherwise (PostgreSQL, an in-memory SQLite database) on the async session."""
+"""db.Reads: where a read runs. On a SQLite file, whole on the synchronous driver: in a worker
+thread, or on the loop's thread when it is an index lookup; otherwise (PostgreSQL, an in-memory
+SQLite database) on the async session."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ def where_and_what(session: Session, number: int) -> tuple[bool, int | None]:
     return on_loop_thread, session.scalar(text("SELECT CAST(:n AS INTEGER)"), {"n": number})
 
 
-async def read_once(tmp_path: Path, url: str) -> tuple[bool, int | None]:
+async def read_once(tmp_path: Path, url: str, *, indexed: bool = False) -> tuple[bool, int | None]:
     settings = load_settings(_env_file=None, **process_env(tmp_path, url))
     settings.ensure_dirs()
     engine = create_engine(settings)
     reads = Reads(settings, engine)
     try:
-        return await reads(where_and_what, 7)
+        return await reads(where_and_what, 7, indexed=indexed)
     finally:
         reads.dispose()
         await engine.dispose()
@@ -37,6 +38,12 @@ async def test_a_read_runs_in_one_go_where_its_driver_is_cheapest(
     on_loop_thread, value = await read_once(tmp_path, database_url)
     assert value == 7
     assert on_loop_thread is database_url.startswith("postgresql")
+
+
+async def test_an_index_lookup_runs_on_the_loop_thread_everywhere(
+    tmp_path: Path, database_url: str
+) -> None:
+    assert await read_once(tmp_path, database_url, indexed=True) == (True, 7)
 
 
 async def test_an_in_memory_database_is_read_on_its_own_connection(tmp_path: Path) -> None:

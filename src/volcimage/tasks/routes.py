@@ -121,7 +121,7 @@ async def _queue(
 
 @router.get("/task/{task_id}", response_model=TaskPublic, responses=ERRORS)
 async def get_task(task_id: str, state: StateDep, caller: CallerDep) -> TaskPublic:
-    return await state.reads(service.show_task, task_id, caller)
+    return await state.reads(service.show_task, task_id, caller, indexed=True)
 
 
 @router.get("/tasks", response_model=TaskList)
@@ -131,7 +131,15 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     status: TaskStatus | None = None,
 ) -> TaskList:
-    return TaskList(items=await state.reads(service.list_tasks, caller, limit, status))
+    return TaskList(
+        items=await state.reads(
+            service.list_tasks,
+            caller,
+            limit,
+            status,
+            indexed=status is None,  # newest: an index
+        )
+    )
 
 
 @router.post("/task/{task_id}/cancel", response_model=TaskPublic, responses=ERRORS)
@@ -158,7 +166,7 @@ async def retry_task(
 
 async def _publish(state: State, kind: str, pk: int) -> TaskPublic:
     """Announces the task as it now is, and returns it as announced."""
-    shown = await state.reads(views.by_pk, pk)
+    shown = await state.reads(views.by_pk, pk, indexed=True)
     if shown is None:  # deleted by another request since this one committed
         raise NotFound("The task was deleted meanwhile")
     state.bus.publish(views.event(kind, shown))

@@ -357,7 +357,7 @@ def history(
         conditions.append(has_favorite if favorite else ~has_favorite)
     if tag:
         conditions.append(Task.images.any(Image.tags.any(UserTag.tag_name == tag)))
-    total = session.scalar(select(func.count()).select_from(Task).where(*conditions))
+    total = session.connection().scalar(select(func.count()).select_from(Task).where(*conditions))
     stmt = (
         views.select_tasks(*conditions)
         .order_by(Task.created_at.desc(), Task.id.desc())

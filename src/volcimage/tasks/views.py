@@ -74,7 +74,7 @@ def select_tasks(*conditions: ColumnElement[bool]) -> Select[Any]:
 
 def load(session: Session, stmt: Select[Any]) -> list[Shown]:
     """The tasks `stmt` (from select_tasks) finds, in its order, with their images and tags."""
-    rows = session.execute(stmt).all()
+    rows = session.connection().execute(stmt).all()
     if not rows:
         return []
     images = _images_of(session, [row.id for row in rows])
@@ -102,7 +102,7 @@ def event(kind: str, shown: Shown) -> dict[str, Any]:
 
 def _images_of(session: Session, task_pks: list[int]) -> dict[int, list[ImagePublic]]:
     by_image: dict[int, tuple[Any, list[str]]] = {}  # in the query's order
-    for row in session.execute(_IMAGES, {"task_pks": task_pks}).all():
+    for row in session.connection().execute(_IMAGES, {"task_pks": task_pks}).all():
         tags = by_image.setdefault(row.id, (row, []))[1]
         if row.tag_name is not None:
             tags.append(row.tag_name)
