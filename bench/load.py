@@ -31,7 +31,10 @@ import aiohttp
 import asyncpg
 import httpx
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from volcimage.config import load_settings
+from volcimage.db import create_engine
 from volcimage.tasks.models import Image, Task, UpstreamCall
 
 MAX_IN_FLIGHT = 128  # beyond this the reader waits: an open loop would only queue forever
@@ -130,6 +133,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on the machine has spent busy so far (Linux): what the bench's
+    own processes do not account for is PostgreSQL and the kernel."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def reader_process(
     urls: list[str], rate: int, seconds: float, ids: list[str], queue: object
 ) -> None:
@@ -139,17 +150,10 @@ def reader_process(
     queue.put(out)  # type: ignore[attr-defined]
 
 
-async def query(database: str, stmt: Any) -> list[Any]:
+async def query(engine: AsyncEngine, stmt: Any) -> list[Any]:
     """Reads the database directly: asking the server would add to the load being measured."""
-    from volcimage.config import load_settings
-    from volcimage.db import create_engine
-
-    engine = create_engine(load_settings(_env_file=None, DATABASE_URL=database))
-    try:
-        async with engine.connect() as conn:
-            return list((await conn.execute(stmt)).all())
-    finally:
-        await engine.dispose()
+    async with engine.connect() as conn:
+        return list((await conn.execute(stmt)).all())
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -199,15 +203,19 @@ async def main(args: argparse.Namespace) -> None:
     url = f"http://127.0.0.1:{port}"
     urls = [f"http://127.0.0.1:{each}" for each in ports]
     cpu: dict[str, float] = {}
+    engine = create_engine(load_settings(_env_file=None, DATABASE_URL=database))
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            for each in urls:
-                await wait_ready(client, each)
+            for address in urls:
+                await wait_ready(client, address)
+            startup = {name: cpu_seconds(p.pid) for name, p in processes.items()}
+            startup["bench"] = time.process_time()
             for n in range(1, args.workers + 1):
                 processes[f"worker {n}"] = subprocess.Popen(
                     [python, "-m", "volcimage", "worker"], env=env, cwd=tmp
                 )
             started = time.monotonic()
+            busy_before = machine_busy_seconds()
             body = {"prompt": "bench", "model": "seedream-3.0", "num_images": args.images}
             created = await asyncio.gather(
                 *(client.post("/api/v1/generate", json=body) for _ in range(args.tasks))
@@ -225,7 +233,7 @@ async def main(args: argparse.Namespace) -> None:
             final = ("completed", "failed", "cancelled")
             deadline = time.monotonic() + args.timeout
             while time.monotonic() < deadline:
-                rows = await query(database, select(func.count()).where(Task.status.in_(final)))
+                rows = await query(engine, select(func.count()).where(Task.status.in_(final)))
                 if rows[0][0] >= len(ids):
                     break
                 await asyncio.sleep(0.5)
@@ -235,20 +243,24 @@ async def main(args: argparse.Namespace) -> None:
             reads.join()
             wall = time.monotonic() - started
         tasks = await query(
-            database,
+            engine,
             select(Task.status, Task.num_images, Task.created_at, Task.completed_at),
         )
-        images = (await query(database, select(func.count()).select_from(Image)))[0][0]
+        images = (await query(engine, select(func.count()).select_from(Image)))[0][0]
         billed = func.count() + func.coalesce(func.sum(UpstreamCall.lost_calls), 0)
-        calls = (await query(database, select(billed)))[0][0]
+        calls = (await query(engine, select(billed)))[0][0]
         cpu = {name: cpu_seconds(p.pid) for name, p in processes.items()}
         cpu["reader"] = read_figures["cpu_s"]
         cpu["bench"] = time.process_time()
+        cpu["others (PostgreSQL, kernel)"] = (
+            machine_busy_seconds() - busy_before - sum(cpu.values()) + sum(startup.values())
+        )
     finally:
         for process in processes.values():
             process.terminate()
         for process in processes.values():
             process.wait(30)
+        await engine.dispose()
         if pg_name:
             conn = await asyncpg.connect(PG_ADMIN)
             await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')

@@ -121,7 +121,7 @@ async def run_worker(settings: Settings) -> None:
             await provider.aclose()
         if relay is not None:
             await relay.stop()
-        state.reads.dispose()
+        await state.reads.dispose()
         await state.engine.dispose()
 
 

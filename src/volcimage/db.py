@@ -65,10 +65,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def pool_options(size: int, overflow: int) -> dict[str, Any]:
+    """PostgreSQL: `size` connections kept open, `overflow` more opened for a burst and closed
+    after it; pre-ping replaces connections a restart or failover dropped."""
+    return {"pool_size": size, "max_overflow": overflow, "pool_pre_ping": True}
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": settings.SHOW_SQL}
     if not settings.is_sqlite:
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        kwargs.update(pool_options(10, 10))
     engine = create_async_engine(settings.DATABASE_URL, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -80,42 +86,54 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 class Reads:
-    """Runs a read-only function of a plain Session in one go.
+    """Runs a read-only function of a plain Session in one go, on the cheapest path.
 
-    aiosqlite hops to its thread and back for every cursor call (~0.1 ms of CPU each, twenty
-    times a small query), so on SQLite a read runs whole on the synchronous driver: in a
-    worker thread, one hop a request, or with `indexed=True` (a task by id, a page of the
-    newest: a millisecond at most) on the event loop's own thread, as the hop and the GIL
-    contention it brings cost more than such a read (docs/benchmarks.md). A read that may scan
-    (search, filters, counts) keeps the thread, so the loop stays free. asyncpg has none of
-    these costs: there every read runs on the async session. Writes stay on the async engine,
-    the one place that orders them.
+    SQLite: aiosqlite hops to its thread and back for every cursor call (~0.1 ms of CPU each,
+    twenty times a small query), so a read runs whole on the synchronous driver: in a worker
+    thread, one hop a request, or with `indexed=True` (a task by id, a page of the newest: a
+    millisecond at most) on the event loop's own thread, as the hop and the GIL contention it
+    brings cost more than such a read (docs/benchmarks.md). A read that may scan (search,
+    filters, counts) keeps the thread, so the loop stays free.
+
+    PostgreSQL: reads have their own pool in autocommit, as a session on the shared engine
+    wrapped each read in BEGIN and ROLLBACK and its pre-ping in three more round trips. It
+    opens no connections beyond its ten: under a load of reads, burst connections opened and
+    closed a dozen times a second, each a new server process.
+    Writes stay on the shared engine, the one place that orders them.
     """
 
     def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
-        self._async = create_sessionmaker(engine)
-        self._engine: Engine | None = None
-        if settings.is_sqlite and sqlite_path(settings.DATABASE_URL) is not None:
-            self._engine = create_sync_engine(
+        self._sync: Engine | None = None
+        self._own: AsyncEngine | None = None
+        if not settings.is_sqlite:
+            self._own = create_async_engine(
+                engine.url, isolation_level="AUTOCOMMIT", **pool_options(10, 0)
+            )
+        elif sqlite_path(settings.DATABASE_URL) is not None:
+            self._sync = create_sync_engine(
                 engine.url.set(drivername="sqlite+pysqlite"),
                 connect_args={"check_same_thread": False},  # pooled: one thread at a time
             )
-            event.listen(self._engine, "connect", _sqlite_pragmas)
+            event.listen(self._sync, "connect", _sqlite_pragmas)
+        # an in-memory database exists once, on the shared engine's connection
+        self._async = create_sessionmaker(self._own or engine)
         self._threads = anyio.CapacityLimiter(2)
 
     async def __call__(self, read: Callable[..., T], *args: Any, indexed: bool = False) -> T:
-        if self._engine is None:
+        if self._sync is None:
             async with self._async() as session:
                 return await session.run_sync(read, *args)
         if indexed:
-            return _read_sync(self._engine, read, args)
+            return _read_sync(self._sync, read, args)
         return await anyio.to_thread.run_sync(
-            _read_sync, self._engine, read, args, limiter=self._threads
+            _read_sync, self._sync, read, args, limiter=self._threads
         )
 
-    def dispose(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
+    async def dispose(self) -> None:
+        if self._sync is not None:
+            self._sync.dispose()
+        if self._own is not None:
+            await self._own.dispose()
 
 
 def _read_sync(engine: Engine, read: Callable[..., T], args: tuple[Any, ...]) -> T:

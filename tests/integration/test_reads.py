@@ -28,7 +28,7 @@ async def read_once(tmp_path: Path, url: str, *, indexed: bool = False) -> tuple
     try:
         return await reads(where_and_what, 7, indexed=indexed)
     finally:
-        reads.dispose()
+        await reads.dispose()
         await engine.dispose()
 
 

@@ -25,6 +25,11 @@ class EventBus:
         self.cancel_listeners: list[Callable[[int], None]] = []
         self.relay: Relay | None = None
 
+    @property
+    def watched(self) -> bool:
+        """Whether anyone in this process (a page, a stream) is subscribed."""
+        return bool(self._subscribers)
+
     def request_cancel(self, task_pk: int) -> None:
         self.publish({"type": "task.cancel_requested", "task_pk": task_pk})
 

@@ -103,6 +103,8 @@ class PgRelay:
         if kind == "task.cancel_requested":
             self.bus.deliver({"type": kind, "task_pk": note["pk"]})
             return
+        if not self.bus.watched and kind != "task.created":
+            return  # no page here to show it: loading the task would be for nothing
         owner = note.get("w")
         if kind == "task.deleted":
             self.bus.deliver({"type": kind, "owner": owner, "task": {"task_id": note["id"]}})

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from volcimage.config import Settings
-from volcimage.db import utcnow
+from volcimage.db import Reads, utcnow
 from volcimage.errors import UpstreamError
 from volcimage.metrics import IMAGES_STORED, UPSTREAM_CALLS, UPSTREAM_SECONDS
 from volcimage.providers.base import (
@@ -89,6 +89,7 @@ class Runner:
         self,
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
+        reads: Reads,
         providers: dict[str, Provider],
         catalog: Catalog,
         store: Store,
@@ -97,6 +98,7 @@ class Runner:
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        self.reads = reads
         self.providers = providers
         self.catalog = catalog
         self.store = store
@@ -760,10 +762,9 @@ class Runner:
             await self._publish(pk, "task.updated")
 
     async def _publish(self, pk: int, kind: str) -> None:
-        async with self.sessionmaker() as session:
-            shown = await session.run_sync(views.by_pk, pk)
-            if shown is not None:
-                self.bus.publish(views.event(kind, shown))
+        shown = await self.reads(views.by_pk, pk, indexed=True)
+        if shown is not None:
+            self.bus.publish(views.event(kind, shown))
 
 
 @dataclass(frozen=True)
