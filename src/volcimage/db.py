@@ -11,6 +11,7 @@ import anyio.to_thread
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -65,16 +66,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def pool_options(size: int, overflow: int) -> dict[str, Any]:
-    """PostgreSQL: `size` connections kept open, `overflow` more opened for a burst and closed
-    after it; pre-ping replaces connections a restart or failover dropped."""
-    return {"pool_size": size, "max_overflow": overflow, "pool_pre_ping": True}
-
-
 def create_engine(settings: Settings) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": settings.SHOW_SQL}
     if not settings.is_sqlite:
-        kwargs.update(pool_options(10, 10))
+        # pre-ping: a write may not be retried blindly, so a connection a restart or failover
+        # dropped is replaced before it is used
+        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(settings.DATABASE_URL, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -98,7 +95,9 @@ class Reads:
     PostgreSQL: reads have their own pool in autocommit, as a session on the shared engine
     wrapped each read in BEGIN and ROLLBACK and its pre-ping in three more round trips. It
     opens no connections beyond its ten: under a load of reads, burst connections opened and
-    closed a dozen times a second, each a new server process.
+    closed a dozen times a second, each a new server process. Nor does it ping a connection
+    before each read (a third of a small read's cost): a read is safe to repeat, so one that
+    finds its connection dropped by a restart or failover runs once more on a fresh one.
     Writes stay on the shared engine, the one place that orders them.
     """
 
@@ -107,7 +106,7 @@ class Reads:
         self._own: AsyncEngine | None = None
         if not settings.is_sqlite:
             self._own = create_async_engine(
-                engine.url, isolation_level="AUTOCOMMIT", **pool_options(10, 0)
+                engine.url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=0
             )
         elif sqlite_path(settings.DATABASE_URL) is not None:
             self._sync = create_sync_engine(
@@ -121,13 +120,22 @@ class Reads:
 
     async def __call__(self, read: Callable[..., T], *args: Any, indexed: bool = False) -> T:
         if self._sync is None:
-            async with self._async() as session:
-                return await session.run_sync(read, *args)
+            try:
+                return await self._read_async(read, args)
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                # the pool has let go of this connection and every one as old
+                return await self._read_async(read, args)
         if indexed:
             return _read_sync(self._sync, read, args)
         return await anyio.to_thread.run_sync(
             _read_sync, self._sync, read, args, limiter=self._threads
         )
+
+    async def _read_async(self, read: Callable[..., T], args: tuple[Any, ...]) -> T:
+        async with self._async() as session:
+            return await session.run_sync(read, *args)
 
     async def dispose(self) -> None:
         if self._sync is not None:

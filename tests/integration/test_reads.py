@@ -4,12 +4,18 @@ SQLite database) on the async session."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from tests.conftest import PG_ADMIN_DSN
 from tests.support import process_env
 from volcimage.config import load_settings
 from volcimage.db import Reads, create_engine
@@ -20,16 +26,22 @@ def where_and_what(session: Session, number: int) -> tuple[bool, int | None]:
     return on_loop_thread, session.scalar(text("SELECT CAST(:n AS INTEGER)"), {"n": number})
 
 
-async def read_once(tmp_path: Path, url: str, *, indexed: bool = False) -> tuple[bool, int | None]:
+@contextlib.asynccontextmanager
+async def open_reads(tmp_path: Path, url: str) -> AsyncIterator[Reads]:
     settings = load_settings(_env_file=None, **process_env(tmp_path, url))
     settings.ensure_dirs()
     engine = create_engine(settings)
     reads = Reads(settings, engine)
     try:
-        return await reads(where_and_what, 7, indexed=indexed)
+        yield reads
     finally:
         await reads.dispose()
         await engine.dispose()
+
+
+async def read_once(tmp_path: Path, url: str, *, indexed: bool = False) -> tuple[bool, int | None]:
+    async with open_reads(tmp_path, url) as reads:
+        return await reads(where_and_what, 7, indexed=indexed)
 
 
 async def test_a_read_runs_in_one_go_where_its_driver_is_cheapest(
@@ -49,3 +61,32 @@ async def test_an_index_lookup_runs_on_the_loop_thread_everywhere(
 async def test_an_in_memory_database_is_read_on_its_own_connection(tmp_path: Path) -> None:
     # A second, synchronous engine would open a different, empty in-memory database.
     assert await read_once(tmp_path, "sqlite+aiosqlite://") == (True, 7)
+
+
+async def drop_connections(database_url: str) -> int:
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        return int(
+            await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database_url.rsplit("/", 1)[1],
+            )
+        )
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server matter
+async def test_a_read_on_a_dropped_connection_runs_again_on_a_fresh_one(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The read pool does not ping before each read: a restart or failover is met by one
+    repeat instead, and only a dropped connection is a reason to repeat."""
+    async with open_reads(tmp_path, database_url) as reads:
+        assert (await reads(where_and_what, 1))[1] == 1  # a pooled connection now
+        assert await drop_connections(database_url) >= 1
+        assert (await reads(where_and_what, 2))[1] == 2
+        with pytest.raises(DBAPIError) as failed:
+            await reads(lambda session: session.scalar(text("SELECT 1/0")))
+        assert not failed.value.connection_invalidated
