@@ -116,9 +116,7 @@ class PgRelay:
                     public = views.image_shown(image).model_dump(mode="json")
                     self.bus.deliver({"type": kind, "owner": owner, "image": public})
                 return
-            found = await session.run_sync(
-                views.load, views.select_tasks(Task.task_id == note["id"])
-            )
+            found = await session.run_sync(views.load, Task.task_id == note["id"])
             if found:
                 self.bus.deliver(views.event(kind, found[0]))
 

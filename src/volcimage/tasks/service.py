@@ -299,9 +299,7 @@ async def get_task(session: AsyncSession, task_id: str, caller: Caller) -> Task:
 
 def show_task(session: Session, task_id: str, caller: Caller) -> TaskPublic:
     """As get_task, for reading only (see views)."""
-    found = views.tasks(
-        session, views.select_tasks(Task.task_id == task_id, *visible(caller, Task.owner_id))
-    )
+    found = views.tasks(session, Task.task_id == task_id, *visible(caller, Task.owner_id))
     if not found:
         raise NotFound(f"Task {task_id} does not exist")
     return found[0]
@@ -317,8 +315,7 @@ def list_tasks(
     conditions = visible(caller, Task.owner_id)
     if status:
         conditions.append(Task.status == status)
-    stmt = views.select_tasks(*conditions).order_by(Task.created_at.desc(), Task.id.desc())
-    return views.tasks(session, stmt.limit(limit))
+    return views.tasks(session, views.newest(*conditions, limit=limit))
 
 
 def history(
@@ -358,13 +355,8 @@ def history(
     if tag:
         conditions.append(Task.images.any(Image.tags.any(UserTag.tag_name == tag)))
     total = session.connection().scalar(select(func.count()).select_from(Task).where(*conditions))
-    stmt = (
-        views.select_tasks(*conditions)
-        .order_by(Task.created_at.desc(), Task.id.desc())
-        .offset((page - 1) * limit)
-        .limit(limit)
-    )
-    return total or 0, views.tasks(session, stmt)
+    page_of = views.newest(*conditions, offset=(page - 1) * limit, limit=limit)
+    return total or 0, views.tasks(session, page_of)
 
 
 async def cancel_task(session: AsyncSession, task: Task) -> Task:

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, bindparam, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from volcimage.tasks.models import Image, Task, UserTag
-from volcimage.tasks.schemas import ImagePublic, TaskPublic, image_public, task_public
+from volcimage.tasks.schemas import (
+    ImagePublic,
+    ImageRow,
+    TaskPublic,
+    image_public,
+    task_public,
+)
 
 TASK_COLUMNS = (
     Task.id,
@@ -47,46 +53,70 @@ class Shown(NamedTuple):
     task: TaskPublic
 
 
-_TASKS = select(*TASK_COLUMNS)  # built once: building a 22-column select costs more than running it
-# Images left-joined to their tags: a row per tag, or one for an untagged image.
-_IMAGES = (
+NEWEST_FIRST = (Task.created_at.desc(), Task.id.desc())
+# Each task beside its images left-joined to their tags: a row per tag, or one for an untagged
+# image, or one for a task without images. Labelled: tasks have width, height and created_at too.
+# Built once: building it costs more than running it.
+_JOINED = (
     select(
-        Image.task_pk.label("task_pk"),
-        Image.id,
-        Image.image_id,
-        Image.width,
-        Image.height,
-        Image.file_size,
-        Image.mime_type,
-        Image.favorite,
-        Image.created_at,
-        UserTag.tag_name,
+        *TASK_COLUMNS,
+        Image.id.label("image_pk"),
+        Image.image_id.label("image_id"),
+        Image.width.label("image_width"),
+        Image.height.label("image_height"),
+        Image.file_size.label("image_file_size"),
+        Image.mime_type.label("image_mime_type"),
+        Image.favorite.label("image_favorite"),
+        Image.created_at.label("image_created_at"),
+        UserTag.tag_name.label("tag_name"),
     )
+    .outerjoin(Image, Image.task_pk == Task.id)
     .outerjoin(UserTag, UserTag.image_pk == Image.id)
-    .where(Image.task_pk.in_(bindparam("task_pks", expanding=True)))
-    .order_by(Image.task_pk, Image.position, UserTag.tag_name)
+    .order_by(*NEWEST_FIRST, Image.position, UserTag.tag_name)
 )
 
 
-def select_tasks(*conditions: ColumnElement[bool]) -> Select[Any]:
-    return _TASKS.where(*conditions)
+def newest(*conditions: ColumnElement[bool], offset: int = 0, limit: int) -> ColumnElement[bool]:
+    """A condition for `load`: the task is on this page of those matching, newest first."""
+    page = select(Task.id).where(*conditions).order_by(*NEWEST_FIRST).offset(offset).limit(limit)
+    return Task.id.in_(page)
 
 
-def load(session: Session, stmt: Select[Any]) -> list[Shown]:
-    """The tasks `stmt` (from select_tasks) finds, in its order, with their images and tags."""
-    rows = session.connection().execute(stmt).all()
-    if not rows:
-        return []
-    images = _images_of(session, [row.id for row in rows])
-    return [Shown(row.owner_id, task_public(row, images.get(row.id, []))) for row in rows]
+def load(session: Session, *conditions: ColumnElement[bool]) -> list[Shown]:
+    """The tasks matching, newest first, with their images and tags, in one query: a second for
+    the images cost as much as the first (docs/benchmarks.md)."""
+    found: dict[int, tuple[Any, dict[int, tuple[Any, list[str]]]]] = {}  # in the query's order
+    for row in session.connection().execute(_JOINED.where(*conditions)):
+        images = found.setdefault(row.id, (row, {}))[1]
+        if row.image_pk is not None:
+            tags = images.setdefault(row.image_pk, (row, []))[1]
+            if row.tag_name is not None:
+                tags.append(row.tag_name)
+    return [
+        Shown(task.owner_id, task_public(task, [_image(*each) for each in images.values()]))
+        for task, images in found.values()
+    ]
 
 
-def tasks(session: Session, stmt: Select[Any]) -> list[TaskPublic]:
-    return [shown.task for shown in load(session, stmt)]
+def _image(row: Any, tags: list[str]) -> ImagePublic:
+    fields = ImageRow(
+        row.image_id,
+        row.image_width,
+        row.image_height,
+        row.image_file_size,
+        row.image_mime_type,
+        row.image_favorite,
+        row.image_created_at,
+    )
+    return image_public(fields, tags)
+
+
+def tasks(session: Session, *conditions: ColumnElement[bool]) -> list[TaskPublic]:
+    return [shown.task for shown in load(session, *conditions)]
 
 
 def by_pk(session: Session, pk: int) -> Shown | None:
-    found = load(session, select_tasks(Task.id == pk))
+    found = load(session, Task.id == pk)
     return found[0] if found else None
 
 
@@ -98,15 +128,3 @@ def image_shown(image: Image) -> ImagePublic:
 def event(kind: str, shown: Shown) -> dict[str, Any]:
     """An event for the bus; `owner` decides who may receive it."""
     return {"type": kind, "owner": shown.owner, "task": shown.task.model_dump(mode="json")}
-
-
-def _images_of(session: Session, task_pks: list[int]) -> dict[int, list[ImagePublic]]:
-    by_image: dict[int, tuple[Any, list[str]]] = {}  # in the query's order
-    for row in session.connection().execute(_IMAGES, {"task_pks": task_pks}).all():
-        tags = by_image.setdefault(row.id, (row, []))[1]
-        if row.tag_name is not None:
-            tags.append(row.tag_name)
-    images: dict[int, list[ImagePublic]] = {}
-    for row, tags in by_image.values():
-        images.setdefault(row.task_pk, []).append(image_public(row, tags))
-    return images
