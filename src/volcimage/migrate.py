@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from volcimage.config import Settings
+from volcimage.config import Settings, sqlite_path
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -21,7 +24,22 @@ def alembic_config(settings: Settings) -> Config:
 def migrate(settings: Settings, revision: str = "head") -> None:
     """Upgrade the database to `revision`. Blocking: call it from a thread inside an event loop."""
     settings.ensure_dirs()
-    command.upgrade(alembic_config(settings), revision)
+    with _one_at_a_time(settings):
+        command.upgrade(alembic_config(settings), revision)
+
+
+@contextlib.contextmanager
+def _one_at_a_time(settings: Settings) -> Iterator[None]:
+    """Processes started together (the API and its workers) migrate in turn. PostgreSQL takes
+    an advisory lock (migrations/env.py); SQLite has none, so they lock a file beside the
+    database, which is only ever shared by processes of one machine."""
+    database = sqlite_path(settings.DATABASE_URL) if settings.is_sqlite else None
+    if database is None:
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # let go when the file closes, or the process dies
+        yield
 
 
 def head_revision(settings: Settings) -> str | None:

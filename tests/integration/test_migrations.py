@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from tests.support import process_env
 from volcimage.config import Settings
 from volcimage.db import Base, create_engine
 from volcimage.migrate import migrate
@@ -27,3 +31,31 @@ async def test_migrations_match_the_models(settings: Settings) -> None:
     finally:
         await engine.dispose()
     assert diff == []
+
+
+async def test_processes_starting_together_migrate_one_at_a_time(
+    tmp_path: Path, database_url: str
+) -> None:
+    """compose starts the API and its workers at once: each migrates at start, on a new
+    database every one of them at the same moment."""
+    env = {**os.environ, **process_env(tmp_path, database_url)}
+    starters = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "volcimage",
+            "migrate",
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    results = await asyncio.gather(*(starter.communicate() for starter in starters))
+    failures = [
+        err.decode()[-300:]
+        for starter, (_, err) in zip(starters, results, strict=True)
+        if starter.returncode
+    ]
+    assert failures == []
