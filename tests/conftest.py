@@ -14,11 +14,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support import Studio, process_env
+from tests.support import PG_ADMIN_DSN, Studio, process_env
 from volcimage.app import create_app
 from volcimage.config import Settings, load_settings
 
-PG_ADMIN_DSN = os.environ.get("VOLCIMAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = os.environ.get("VOLCIMAGE_TEST_BACKENDS", "sqlite,postgresql").split(",")
 
 

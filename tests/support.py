@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 import httpx
 from sqlalchemy import select
 from volcengine.auth.SignerV4 import SignerV4
@@ -30,6 +31,23 @@ from volcimage.config import Settings, load_settings
 from volcimage.db import create_engine, create_sessionmaker
 from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 from volcimage.tasks.models import UpstreamCall
+
+PG_ADMIN_DSN = os.environ.get("VOLCIMAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def drop_connections(database_url: str) -> int:
+    """Terminates every connection to the test's PostgreSQL database, as a restart would."""
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        return int(
+            await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database_url.rsplit("/", 1)[1],
+            )
+        )
+    finally:
+        await admin.close()
 
 
 def free_port() -> int:

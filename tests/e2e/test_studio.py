@@ -9,8 +9,9 @@ import zipfile
 
 import httpx
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
+from tests.support import wait_task
 from volcimage.emulator.render import render_image
 
 pytestmark = pytest.mark.e2e
@@ -348,3 +349,31 @@ def test_save_a_template_then_apply_it_to_an_empty_form(page: Page, studio_url: 
     expect(page.get_by_test_id("toast").filter(has_text="已删除模板")).to_be_visible()
     expect(select.locator("option", has_text=name)).to_have_count(0)
     assert errors == []
+
+
+def test_events_it_missed_are_caught_up(page: Page, studio_url: str) -> None:
+    """When the server says events were lost (its relay reconnected, the page read too slowly),
+    the page reads the newest tasks again: a task it heard nothing of appears, completed."""
+    missed = 'retry: 200\nevent: task\ndata: {"type": "events.missed"}\n\n'
+    streams: list[str] = []
+
+    def events(route: Route) -> None:
+        # the first stream says ready; the next ones (the page reconnects every 200 ms) only
+        # that events were missed, so nothing else can show the task
+        body = "retry: 200\nevent: ready\ndata: {}\n\n" if not streams else missed
+        streams.append(body)
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    page.route("**/api/v1/events", events)
+    page.goto(studio_url)
+    expect(page.locator("[data-ready=true]")).to_have_count(1)
+    prompt = unique("heard of only later")
+    with httpx.Client(base_url=studio_url) as client:
+        task_id = client.post(
+            "/api/v1/generate", json={"prompt": prompt, "model": "seedream-3.0"}
+        ).json()["task_id"]
+        wait_task(studio_url, task_id)
+    card = page.get_by_test_id("gallery-task").filter(has_text=prompt)
+    expect(card.get_by_test_id("task-status")).to_have_text("已完成")
+    expect(card.get_by_test_id("gallery-image")).to_have_count(1)
+    assert missed in streams

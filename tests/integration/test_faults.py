@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import httpx
 import pytest
 
-from tests.conftest import PG_ADMIN_DSN
-from tests.support import wait_for_task
+from tests.support import drop_connections, serving, wait_for_task
 from volcimage.config import sqlite_path
 from volcimage.storage import files
 from volcimage.tasks.events import EventBus
@@ -104,16 +104,7 @@ async def test_database_connections_dropped_mid_task_only_delay(
         while studio.emulator.generation_calls < 1:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
-        admin = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            dropped = await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                database_url.rsplit("/", 1)[1],
-            )
-        finally:
-            await admin.close()
-        assert dropped >= 1
+        assert await drop_connections(database_url) >= 1
         task = await wait_for_task(studio.client, created["task_id"])
         assert task["status"] == "completed" and len(task["images"]) == 2
         assert studio.emulator.generation_calls == 2, "nothing paid twice"
@@ -127,3 +118,24 @@ async def test_database_connections_dropped_mid_task_only_delay(
                         break
         finally:
             await other.stop()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server matter
+def test_pages_are_told_to_read_again_when_the_relay_comes_back(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Notes other processes sent while the relay was reconnecting are lost: its pages hear
+    `events.missed` once it is back, and read the tasks again."""
+    with (
+        serving(tmp_path, database_url) as server,
+        httpx.stream("GET", f"{server.url}/api/v1/events", timeout=30) as stream,
+    ):
+        lines = stream.iter_lines()
+        assert next(lines) == "event: ready"
+        assert asyncio.run(drop_connections(database_url)) >= 1
+        deadline = time.monotonic() + 20  # the stream pings every 15 s, so lines keep coming
+        for line in lines:
+            assert time.monotonic() < deadline, "no events.missed"
+            if line.startswith("data: ") and line != "data: {}":
+                assert json.loads(line[6:]) == {"type": "events.missed"}
+                break

@@ -9,14 +9,12 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from tests.conftest import PG_ADMIN_DSN
-from tests.support import process_env
+from tests.support import drop_connections, process_env
 from volcimage.config import load_settings
 from volcimage.db import Reads, create_engine
 
@@ -61,20 +59,6 @@ async def test_an_index_lookup_runs_on_the_loop_thread_everywhere(
 async def test_an_in_memory_database_is_read_on_its_own_connection(tmp_path: Path) -> None:
     # A second, synchronous engine would open a different, empty in-memory database.
     assert await read_once(tmp_path, "sqlite+aiosqlite://") == (True, 7)
-
-
-async def drop_connections(database_url: str) -> int:
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        return int(
-            await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                database_url.rsplit("/", 1)[1],
-            )
-        )
-    finally:
-        await admin.close()
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server matter

@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 Event = dict[str, Any]
+# Told to subscribers that may have lost events (a slow reader, a relay reconnecting): read
+# the tasks again. It names no task, so everyone may see it.
+MISSED: Event = {"type": "events.missed"}
 
 
 class Relay(Protocol):
@@ -48,8 +51,10 @@ class EventBus:
         if event.get("type") == "task.created":
             self.task_created.set()
         for queue in self._subscribers:
-            if queue.full():  # a slow reader loses its oldest event, never blocks the runner
-                queue.get_nowait()
+            if queue.full():  # a slow reader never blocks the runner: it starts over instead
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(MISSED)
             queue.put_nowait(event)
 
     @contextlib.asynccontextmanager

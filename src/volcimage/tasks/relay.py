@@ -5,7 +5,8 @@ task: payloads are capped at 8000 bytes). The others read the task back from the
 publish it to their own subscribers, so a page connected to any API process sees what every
 worker does, a new task wakes idle workers at once, and a cancel reaches the worker running it.
 A dropped connection (a database restart, a failover) is made again with backoff; notes sent
-while it is down are lost, the tasks themselves are not (pages catch up on their next read).
+while it is down are lost, the tasks themselves are not: once back, it tells this process's
+pages they missed events, and they read the tasks again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from volcimage.tasks import views
-from volcimage.tasks.events import Event, EventBus
+from volcimage.tasks.events import MISSED, Event, EventBus
 from volcimage.tasks.models import Image, Task
 
 log = logging.getLogger("volcimage.relay")
@@ -68,6 +69,7 @@ class PgRelay:
                 delay = min(delay * 2, 5.0)
             else:
                 log.info("event relay reconnected")
+                self.bus.deliver(MISSED)
                 return
 
     async def stop(self) -> None:

@@ -43,6 +43,7 @@ from volcimage.tasks.deps import (
     State,
     StateDep,
 )
+from volcimage.tasks.events import MISSED
 from volcimage.tasks.models import Task, TaskStatus
 from volcimage.tasks.schemas import (
     GenerateRequest,
@@ -442,7 +443,7 @@ async def get_upload_thumbnail(
 )
 async def events(request: Request, state: StateDep, caller: CallerDep) -> EventSourceResponse:
     """Server-Sent Events: `event: task`, data `{type, task}` on every change of a task the
-    caller may see."""
+    caller may see; `{"type": "events.missed"}` when some may have been lost (read again)."""
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         async with state.bus.subscribe() as queue:
@@ -461,6 +462,8 @@ async def events(request: Request, state: StateDep, caller: CallerDep) -> EventS
 
 def _shown_to(caller: Caller, event: dict[str, Any]) -> dict[str, Any] | None:
     """The event as the caller may see it, or None if it is about someone else's task."""
+    if event["type"] == MISSED["type"]:
+        return event
     if not caller.is_admin and event.get("owner") != caller.user_id:
         return None
     return {k: v for k, v in event.items() if k != "owner"}

@@ -289,7 +289,7 @@
         source.addEventListener("ready", () => {
           const wasConnected = this.connected;
           this.connected = true;
-          if (!wasConnected && this.gallery.length) this.loadGallery();
+          if (!wasConnected && this.gallery.length) this.catchUp();
         });
         source.addEventListener("task", (message) => this.onEvent(JSON.parse(message.data)));
         source.onerror = () => {
@@ -637,6 +637,10 @@
 
       // ---- tasks and events -----------------------------------------------------------------
       onEvent(event) {
+        if (event.type === "events.missed") {
+          this.catchUp();
+          return;
+        }
         if (event.type === "task.deleted") {
           this.dropTask(event.task.task_id);
           return;
@@ -655,6 +659,20 @@
         } else if (before && before.status !== "failed" && task.status === "failed") {
           this.toast(this.failureText(task), "error");
         }
+      },
+      // Events were lost (the stream dropped, or the server's were): the newest tasks are read
+      // again and merged as their events would have been: changes to those shown, and new ones.
+      async catchUp() {
+        const shownSince = Math.max(0, ...this.gallery.map((t) => Date.parse(t.created_at)));
+        try {
+          const newest = (await request("GET", "/tasks?limit=50")).items;
+          for (const task of newest.reverse()) {
+            if (this.findTask(task.task_id) || Date.parse(task.created_at) > shownSince) this.upsert(task);
+          }
+        } catch (err) {
+          this.toastError(err);
+        }
+        this.loadInfo();
       },
       findTask(taskId) {
         return this.gallery.find((t) => t.task_id === taskId) || this.history.items.find((t) => t.task_id === taskId);
