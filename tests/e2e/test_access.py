@@ -81,13 +81,15 @@ def test_members_sign_in_and_see_only_their_work_admins_manage_users(
     page.get_by_test_id("generate").click()
     card = page.get_by_test_id("gallery-task").filter(has_text="alice's lantern")
     expect(card.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
+    expect(card.get_by_test_id("task-owner")).to_be_hidden()  # her own: no name to show
     page.get_by_test_id("sign-out").click()
     expect(dialog).to_be_visible()
     expect(page.get_by_test_id("gallery-task")).to_have_count(0)
 
     sign_in(page, "boss", "boss-password")
     expect(page.get_by_test_id("account-name")).to_have_text("boss · 管理员")
-    expect(page.get_by_test_id("gallery-task").filter(has_text="alice's lantern")).to_have_count(1)
+    theirs = page.get_by_test_id("gallery-task").filter(has_text="alice's lantern")
+    expect(theirs.get_by_test_id("task-owner")).to_have_text("@alice")
     page.get_by_test_id("users-button").click()
     users = page.get_by_test_id("users")
     expect(users.get_by_test_id("user-row")).to_have_count(2)

@@ -143,6 +143,11 @@ async def test_each_user_sees_only_their_own_work_and_the_admin_sees_all(
         assert await prompts(alice) == {"alice's fox"}
         assert await prompts(bob) == {"bob's owl"}
         assert await prompts(boss) == {"alice's fox", "bob's owl"}
+        everyone = (await boss.get("/api/v1/history")).json()["items"]
+        assert {t["prompt"]: t["owner"] for t in everyone} == {
+            "alice's fox": "alice",
+            "bob's owl": "bob",
+        }
         assert (await bob.get("/api/v1/tags")).json() == []
         assert (await boss.get("/api/v1/tags")).json() == [{"name": "foxes", "count": 1}]
         task_id = theirs["task_id"]

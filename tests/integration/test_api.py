@@ -26,6 +26,7 @@ async def test_generate_four_images_stores_originals_thumbnails_and_history(
     task = await wait_for_task(app_client, created["task_id"])
     assert task["status"] == "completed", task
     assert task["progress"] == 100
+    assert task["owner"] is None  # no accounts: nobody's in particular
     assert len(task["images"]) == 4
     seeds, pixels = [], set()
     for image in task["images"]:

@@ -138,6 +138,7 @@ class TaskError(BaseModel):
 
 class TaskPublic(BaseModel):
     task_id: str
+    owner: str | None = Field(description="Who asked for it, with user accounts on")
     status: str
     progress: int
     prompt: str
@@ -213,6 +214,7 @@ def task_public(task: Row[Any], images: list[ImagePublic]) -> TaskPublic:
     )
     return TaskPublic.model_construct(
         task_id=task.task_id,
+        owner=task.owner_name,
         status=task.status,
         progress=task.progress,
         prompt=task.prompt,

@@ -21,6 +21,7 @@ from volcimage.tasks.schemas import (
     image_public,
     task_public,
 )
+from volcimage.users.models import User
 
 TASK_COLUMNS = (
     Task.id,
@@ -45,6 +46,7 @@ TASK_COLUMNS = (
     Task.updated_at,
     Task.started_at,
     Task.completed_at,
+    User.username.label("owner_name"),
 )
 
 
@@ -70,6 +72,7 @@ _JOINED = (
         Image.created_at.label("image_created_at"),
         UserTag.tag_name.label("tag_name"),
     )
+    .outerjoin(User, User.id == Task.owner_id)
     .outerjoin(Image, Image.task_pk == Task.id)
     .outerjoin(UserTag, UserTag.image_pk == Image.id)
     .order_by(*NEWEST_FIRST, Image.position, UserTag.tag_name)

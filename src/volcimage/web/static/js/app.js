@@ -206,6 +206,11 @@
       isAdmin() {
         return Boolean(this.access.user && this.access.user.is_admin);
       },
+      // whose task it is, where that is news: an admin looking at someone else's
+      otherOwner(task) {
+        const me = this.access.user ? this.access.user.username : null;
+        return task.owner && task.owner !== me ? task.owner : "";
+      },
       async openUsers() {
         this.dialog = "users";
         try {
