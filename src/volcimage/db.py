@@ -87,10 +87,10 @@ class Reads:
 
     SQLite: aiosqlite hops to its thread and back for every cursor call (~0.1 ms of CPU each,
     twenty times a small query), so a read runs whole on the synchronous driver: in a worker
-    thread, one hop a request, or with `indexed=True` (a task by id, a page of the newest: a
-    millisecond at most) on the event loop's own thread, as the hop and the GIL contention it
-    brings cost more than such a read (docs/benchmarks.md). A read that may scan (search,
-    filters, counts) keeps the thread, so the loop stays free.
+    thread, one hop a request, or with `indexed=True` (a task by id, a page of the newest and
+    its count: index walks, a millisecond at 100k tasks) on the event loop's own thread, as the
+    hop and the GIL contention it brings cost more than such a read (docs/benchmarks.md). A
+    read that may scan (search, filters) keeps the thread, so the loop stays free.
 
     PostgreSQL: reads have their own pool in autocommit, as a session on the shared engine
     wrapped each read in BEGIN and ROLLBACK and its pre-ping in three more round trips. It
