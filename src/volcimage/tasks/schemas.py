@@ -110,7 +110,13 @@ class ImagePublic(BaseModel):
     created_at: datetime
 
 
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+# No control characters: they would not show, and one separates an image's tags in reads (views)
+Tag = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
 
 
 class ImageUpdate(BaseModel):

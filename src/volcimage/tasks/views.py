@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from volcimage.tasks.models import Image, Task, UserTag
@@ -56,9 +56,16 @@ class Shown(NamedTuple):
 
 
 NEWEST_FIRST = (Task.created_at.desc(), Task.id.desc())
-# Each task beside its images left-joined to their tags: a row per tag, or one for an untagged
-# image, or one for a task without images. Labelled: tasks have width, height and created_at too.
-# Built once: building it costs more than running it.
+TAG_SEPARATOR = "\x1f"  # tags cannot hold control characters (schemas.Tag)
+# An image's tags in one string, looked up by index per image row: joined, a tag was a row,
+# each repeating the task's columns (its prompt, its parameters).
+_TAGS = (
+    select(func.aggregate_strings(UserTag.tag_name, TAG_SEPARATOR))
+    .where(UserTag.image_pk == Image.id)
+    .scalar_subquery()
+)
+# Each task beside its images: a row per image, or one for a task without images. Labelled:
+# tasks have width, height and created_at too. Built once: building it costs more than running it.
 _JOINED = (
     select(
         *TASK_COLUMNS,
@@ -70,12 +77,11 @@ _JOINED = (
         Image.mime_type.label("image_mime_type"),
         Image.favorite.label("image_favorite"),
         Image.created_at.label("image_created_at"),
-        UserTag.tag_name.label("tag_name"),
+        _TAGS.label("image_tags"),
     )
     .outerjoin(User, User.id == Task.owner_id)
     .outerjoin(Image, Image.task_pk == Task.id)
-    .outerjoin(UserTag, UserTag.image_pk == Image.id)
-    .order_by(*NEWEST_FIRST, Image.position, UserTag.tag_name)
+    .order_by(*NEWEST_FIRST, Image.position)
 )
 
 
@@ -88,20 +94,15 @@ def newest(*conditions: ColumnElement[bool], offset: int = 0, limit: int) -> Col
 def load(session: Session, *conditions: ColumnElement[bool]) -> list[Shown]:
     """The tasks matching, newest first, with their images and tags, in one query: a second for
     the images cost as much as the first (docs/benchmarks.md)."""
-    found: dict[int, tuple[Any, dict[int, tuple[Any, list[str]]]]] = {}  # in the query's order
+    found: dict[int, tuple[Any, list[ImagePublic]]] = {}  # in the query's order
     for row in session.connection().execute(_JOINED.where(*conditions)):
-        images = found.setdefault(row.id, (row, {}))[1]
+        images = found.setdefault(row.id, (row, []))[1]
         if row.image_pk is not None:
-            tags = images.setdefault(row.image_pk, (row, []))[1]
-            if row.tag_name is not None:
-                tags.append(row.tag_name)
-    return [
-        Shown(task.owner_id, task_public(task, [_image(*each) for each in images.values()]))
-        for task, images in found.values()
-    ]
+            images.append(_image(row))
+    return [Shown(task.owner_id, task_public(task, images)) for task, images in found.values()]
 
 
-def _image(row: Any, tags: list[str]) -> ImagePublic:
+def _image(row: Any) -> ImagePublic:
     fields = ImageRow(
         row.image_id,
         row.image_width,
@@ -111,6 +112,7 @@ def _image(row: Any, tags: list[str]) -> ImagePublic:
         row.image_favorite,
         row.image_created_at,
     )
+    tags = sorted(row.image_tags.split(TAG_SEPARATOR)) if row.image_tags else []
     return image_public(fields, tags)
 
 
