@@ -106,11 +106,16 @@ class Reads:
         self._own: AsyncEngine | None = None
         if not settings.is_sqlite:
             self._own = create_async_engine(
-                engine.url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=0
+                engine.url,
+                echo=settings.SHOW_SQL,
+                isolation_level="AUTOCOMMIT",
+                pool_size=10,
+                max_overflow=0,
             )
         elif sqlite_path(settings.DATABASE_URL) is not None:
             self._sync = create_sync_engine(
                 engine.url.set(drivername="sqlite+pysqlite"),
+                echo=settings.SHOW_SQL,
                 connect_args={"check_same_thread": False},  # pooled: one thread at a time
             )
             event.listen(self._sync, "connect", _sqlite_pragmas)

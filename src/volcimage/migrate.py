@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 from collections.abc import Iterator
 from importlib.resources import files
 
@@ -37,9 +38,13 @@ def _one_at_a_time(settings: Settings) -> Iterator[None]:
     if database is None:
         yield
         return
-    with open(f"{database}.migrate-lock", "a") as lock:
+    # read-only: a lock file made by another user (`volcimage migrate` run as root) still opens
+    lock = os.open(f"{database}.migrate-lock", os.O_RDONLY | os.O_CREAT, 0o666)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # let go when the file closes, or the process dies
         yield
+    finally:
+        os.close(lock)
 
 
 def head_revision(settings: Settings) -> str | None:

@@ -353,27 +353,44 @@ def test_save_a_template_then_apply_it_to_an_empty_form(page: Page, studio_url: 
 
 def test_events_it_missed_are_caught_up(page: Page, studio_url: str) -> None:
     """When the server says events were lost (its relay reconnected, the page read too slowly),
-    the page reads the newest tasks again: a task it heard nothing of appears, completed."""
+    the page reads the newest tasks again: a task it heard nothing of appears, completed, one
+    deleted meanwhile goes, and the gallery stays newest first."""
     missed = 'retry: 200\nevent: task\ndata: {"type": "events.missed"}\n\n'
     streams: list[str] = []
+    told = False
 
     def events(route: Route) -> None:
-        # the first stream says ready; the next ones (the page reconnects every 200 ms) only
-        # that events were missed, so nothing else can show the task
-        body = "retry: 200\nevent: ready\ndata: {}\n\n" if not streams else missed
-        streams.append(body)
-        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+        # the first stream says ready; the next ones (the page reconnects every 200 ms) nothing,
+        # then only that events were missed, so nothing else can tell the page
+        body = "retry: 200\n\n" if streams else "retry: 200\nevent: ready\ndata: {}\n\n"
+        streams.append(missed if told else body)
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=streams[-1])
 
-    page.route("**/api/v1/events", events)
-    page.goto(studio_url)
-    expect(page.locator("[data-ready=true]")).to_have_count(1)
-    prompt = unique("heard of only later")
     with httpx.Client(base_url=studio_url) as client:
-        task_id = client.post(
-            "/api/v1/generate", json={"prompt": prompt, "model": "seedream-3.0"}
-        ).json()["task_id"]
-        wait_task(studio_url, task_id)
-    card = page.get_by_test_id("gallery-task").filter(has_text=prompt)
-    expect(card.get_by_test_id("task-status")).to_have_text("已完成")
-    expect(card.get_by_test_id("gallery-image")).to_have_count(1)
+
+        def make(prompt: str) -> str:
+            body = {"prompt": prompt, "model": "seedream-3.0"}
+            task_id: str = client.post("/api/v1/generate", json=body).json()["task_id"]
+            wait_task(studio_url, task_id)
+            return task_id
+
+        doomed_prompt, later = unique("deleted while away"), unique("heard of only later")
+        for n in range(13):  # more than the gallery's first 12: older ones are only in history
+            client.post("/api/v1/generate", json={"prompt": f"filler {n}", "model": "seedream-3.0"})
+        doomed = make(doomed_prompt)
+        page.route("**/api/v1/events", events)
+        page.goto(studio_url)
+        expect(page.locator("[data-ready=true]")).to_have_count(1)
+        cards = page.get_by_test_id("gallery-task")
+        expect(cards.filter(has_text=doomed_prompt)).to_have_count(1)
+        assert client.delete(f"/api/v1/task/{doomed}").status_code == 204
+        make(later)
+        told = True
+        card = cards.filter(has_text=later)
+        expect(card.get_by_test_id("task-status")).to_have_text("已完成")
+        expect(card.get_by_test_id("gallery-image")).to_have_count(1)
+        expect(cards.filter(has_text=doomed_prompt)).to_have_count(0)
+        newest = [t["task_id"] for t in client.get("/api/v1/tasks?limit=200").json()["items"]]
+    shown = [card.get_attribute("data-task-id") for card in cards.all()]
+    assert shown == [task_id for task_id in newest if task_id in shown]
     assert missed in streams

@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
-from tests.support import drop_connections, serving, wait_for_task
-from volcimage.config import sqlite_path
+from tests.support import PG_ADMIN_DSN, drop_connections, serving, wait_for_task
+from volcimage.config import load_settings, sqlite_path
+from volcimage.db import create_engine, create_sessionmaker
 from volcimage.storage import files
-from volcimage.tasks.events import EventBus
+from volcimage.tasks.events import MISSED, EventBus
 from volcimage.tasks.relay import start_relay
 
 
@@ -139,3 +141,28 @@ def test_pages_are_told_to_read_again_when_the_relay_comes_back(
             if line.startswith("data: ") and line != "data: {}":
                 assert json.loads(line[6:]) == {"type": "events.missed"}
                 break
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server matter
+async def test_a_process_whose_relay_reconnects_tells_every_other(database_url: str) -> None:
+    """A worker's relay alone drops (a network blip): the notes it sent meanwhile never reached
+    the API processes, so their pages are told to read again too."""
+    engine = create_engine(load_settings(_env_file=None, DATABASE_URL=database_url))
+    sessionmaker = create_sessionmaker(engine)
+    worker_bus, api_bus = EventBus(), EventBus()
+    worker = await start_relay(database_url, worker_bus, sessionmaker)
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    listening = "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'"
+    database = database_url.rsplit("/", 1)[1]
+    worker_pids = {row["pid"] for row in await admin.fetch(listening, database)}
+    api = await start_relay(database_url, api_bus, sessionmaker)
+    assert worker is not None and api is not None and len(worker_pids) == 1
+    try:
+        async with api_bus.subscribe() as heard:
+            await admin.execute("SELECT pg_terminate_backend($1)", worker_pids.pop())
+            assert await asyncio.wait_for(heard.get(), 10) == MISSED
+    finally:
+        await admin.close()
+        await worker.stop()
+        await api.stop()
+        await engine.dispose()

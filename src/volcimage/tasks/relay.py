@@ -5,8 +5,9 @@ task: payloads are capped at 8000 bytes). The others read the task back from the
 publish it to their own subscribers, so a page connected to any API process sees what every
 worker does, a new task wakes idle workers at once, and a cancel reaches the worker running it.
 A dropped connection (a database restart, a failover) is made again with backoff; notes sent
-while it is down are lost, the tasks themselves are not: once back, it tells this process's
-pages they missed events, and they read the tasks again.
+while it is down are lost, the tasks themselves are not: once back, it tells the pages of
+every process that events were missed (its own notes did not go out, others' did not come
+in), and they read the tasks again.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class PgRelay:
                 delay = min(delay * 2, 5.0)
             else:
                 log.info("event relay reconnected")
-                self.bus.deliver(MISSED)
+                # this process's pages, and every other's: notes went missing both ways
+                self.bus.publish(MISSED)
                 return
 
     async def stop(self) -> None:
@@ -102,6 +104,9 @@ class PgRelay:
 
     async def _deliver(self, note: dict[str, Any]) -> None:
         kind = note["t"]
+        if kind == MISSED["type"]:
+            self.bus.deliver(MISSED)
+            return
         if kind == "task.cancel_requested":
             self.bus.deliver({"type": kind, "task_pk": note["pk"]})
             return

@@ -665,19 +665,38 @@
           this.toast(this.failureText(task), "error");
         }
       },
-      // Events were lost (the stream dropped, or the server's were): the newest tasks are read
-      // again and merged as their events would have been: changes to those shown, and new ones.
+      // Events were lost (the stream dropped, or the server's were): the 50 newest tasks are read
+      // again and the page made to agree with them: shown ones replaced, missed new ones added,
+      // deleted ones dropped.
       async catchUp() {
-        const shownSince = Math.max(0, ...this.gallery.map((t) => Date.parse(t.created_at)));
+        let newest;
         try {
-          const newest = (await request("GET", "/tasks?limit=50")).items;
-          for (const task of newest.reverse()) {
-            if (this.findTask(task.task_id) || Date.parse(task.created_at) > shownSince) this.upsert(task);
-          }
+          newest = (await request("GET", "/tasks?limit=50")).items;
         } catch (err) {
           this.toastError(err);
+          return;
+        }
+        const listed = new Set(newest.map((t) => t.task_id));
+        // every task made after the oldest of the 50 is among them, unless it was deleted
+        const whole = newest.length < 50 ? -Infinity : Date.parse(newest[newest.length - 1].created_at);
+        for (const task of [...this.gallery, ...this.history.items]) {
+          if (Date.parse(task.created_at) > whole && !listed.has(task.task_id)) this.dropTask(task.task_id);
+        }
+        const shownFrom = this.gallery.length ? Math.min(...this.gallery.map((t) => Date.parse(t.created_at))) : -Infinity;
+        for (const task of newest.reverse()) {
+          if (this.findTask(task.task_id)) this.replaceShown(task);
+          else if (Date.parse(task.created_at) > shownFrom && !this.pendingDeletes[task.task_id]) this.upsert(task);
         }
         this.loadInfo();
+      },
+      // the task where it is shown, unless what is shown is newer
+      replaceShown(task) {
+        const known = this.findTask(task.task_id);
+        if (!known || Date.parse(known.updated_at) > Date.parse(task.updated_at)) return;
+        for (const list of [this.gallery, this.history.items]) {
+          const i = list.findIndex((t) => t.task_id === task.task_id);
+          if (i >= 0) list.splice(i, 1, task);
+        }
       },
       findTask(taskId) {
         return this.gallery.find((t) => t.task_id === taskId) || this.history.items.find((t) => t.task_id === taskId);
