@@ -16,11 +16,15 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tests.support import PG_ADMIN_DSN, drop_connections, serving, wait_for_task
-from volcimage.config import load_settings, sqlite_path
+from volcimage.app import create_app
+from volcimage.config import Settings, load_settings, sqlite_path
 from volcimage.db import create_engine, create_sessionmaker
 from volcimage.storage import files
+from volcimage.tasks import service
 from volcimage.tasks.events import MISSED, EventBus
 from volcimage.tasks.relay import start_relay
 
@@ -166,3 +170,38 @@ async def test_a_process_whose_relay_reconnects_tells_every_other(database_url: 
         await worker.stop()
         await api.stop()
         await engine.dispose()
+
+
+OUTAGES = [
+    ConnectionRefusedError(111, "Connect call failed"),  # asyncpg, nothing listening
+    OperationalError("SELECT 1", {}, Exception("database is locked")),  # past the busy timeout
+    PoolTimeout("QueuePool limit of size 10 overflow 0 reached"),  # every connection in use
+]
+
+
+@pytest.mark.parametrize("outage", OUTAGES, ids=lambda exc: type(exc).__name__)
+async def test_an_unreachable_database_is_a_503_to_retry_in_the_error_shape(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, outage: Exception
+) -> None:
+    """What the database raises when it is down, locked or saturated reaches the page as a
+    clear 503 with Retry-After; anything else unforeseen as a 500 in the same shape."""
+    app = create_app(settings, run_tasks=False)
+
+    def fail(*_args: Any, **_kwargs: Any) -> None:
+        raise outage
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            monkeypatch.setattr(service, "list_tasks", fail)
+            down = await client.get("/api/v1/tasks")
+            assert down.status_code == 503 and down.headers["Retry-After"] == "2"
+            assert down.json()["error"] == "service_unavailable"
+            assert "SELECT" not in down.text and "QueuePool" not in down.text
+            monkeypatch.setattr(service, "list_tasks", lambda *_: 1 / 0)
+            broken = await client.get("/api/v1/tasks")
+            assert broken.status_code == 500
+            assert broken.json() == {
+                "error": "internal_error",
+                "message": "Something went wrong on our side; it has been logged",
+            }
