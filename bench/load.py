@@ -54,7 +54,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-Sample = tuple[float, float, bool]  # (answered at, on the shared monotonic clock; seconds; ok)
+# (answered at, on the shared monotonic clock; seconds; ok; what was read)
+Sample = tuple[float, float, bool, str]
+KINDS = ("task", "history", "tasks")
 
 
 async def reader(
@@ -69,7 +71,7 @@ async def reader(
         start = time.monotonic()
         sent = 0
 
-        async def one(path: str) -> None:
+        async def one(path: str, kind: str) -> None:
             began = time.monotonic()
             try:
                 async with client.get(path) as response:
@@ -78,22 +80,23 @@ async def reader(
             except (aiohttp.ClientError, TimeoutError):
                 ok = False
             answered = time.monotonic()
-            samples.append((answered, answered - began, ok))
+            samples.append((answered, answered - began, ok, kind))
 
         pending: set[asyncio.Task[None]] = set()
         while time.monotonic() - start < seconds:
             due = int((time.monotonic() - start) * rate)
             sent = max(sent, due - rate)  # fall behind by at most a second, never bank it
             while sent < due and len(pending) < MAX_IN_FLIGHT:
-                kind = sent % 3
-                path = urls[sent % len(urls)] + (
-                    f"/api/v1/task/{ids[sent % len(ids)]}"
-                    if kind == 0 and ids
-                    else "/api/v1/history?limit=20"
-                    if kind == 1
-                    else "/api/v1/tasks?limit=20"
+                kind = KINDS[sent % 3] if ids else KINDS[1 + sent % 2]
+                path = (
+                    urls[sent % len(urls)]
+                    + {
+                        "task": f"/api/v1/task/{ids[sent % len(ids)] if ids else ''}",
+                        "history": "/api/v1/history?limit=20",
+                        "tasks": "/api/v1/tasks?limit=20",
+                    }[kind]
                 )
-                task = asyncio.create_task(one(path))
+                task = asyncio.create_task(one(path, kind))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
                 sent += 1
@@ -287,6 +290,9 @@ async def main(args: argparse.Namespace) -> None:
     print(f"  while tasks ran: {summary(samples, start, min(finished_at, end))}")
     print(f"  after:           {summary(samples, finished_at, end)}")
     print(f"  in all:          {summary(samples, start, end)}")
+    for kind in KINDS:
+        mine = [sample for sample in samples if sample[3] == kind]
+        print(f"    {kind + ':':8} {summary(mine, start, end)}")
     print(
         "CPU seconds: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items()),
         f"(of {wall * (os.cpu_count() or 1):.0f} on {os.cpu_count()} cores)",
