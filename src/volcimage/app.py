@@ -16,8 +16,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
@@ -31,6 +29,7 @@ from volcimage.errors import RateLimited, VolcImageError, body_of, invalid_input
 from volcimage.headers import SecurityHeaders
 from volcimage.metrics import RequestMetrics
 from volcimage.migrate import migrate
+from volcimage.outages import Outages
 from volcimage.providers.catalog import load_catalog
 from volcimage.providers.registry import build_providers
 from volcimage.storage.files import LocalStore, Store
@@ -130,6 +129,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     _install_error_handlers(app)
     _document_errors(app)
     app.add_middleware(AccessControl, settings=settings)
+    app.add_middleware(Outages)  # outside access control: its lookups read the database
     origins = settings.allowed_origins
     app.add_middleware(
         CORSMiddleware,
@@ -222,24 +222,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(jsonable_encoder(body_of(invalid_input(exc.errors()))), 400)
-
-    @app.exception_handler(ConnectionError)
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    @app.exception_handler(PoolTimeout)
-    async def service_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-        # a restart, a failover, a lock held past the busy timeout, every connection in use:
-        # nothing was half-done (a transaction rolls back), so the request may be repeated
-        log.warning("database or storage unavailable: %s", type(exc).__name__)
-        message = "The database or storage is busy or unreachable; try again in a moment"
-        body = error_body("service_unavailable", message)
-        return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
-
-    @app.exception_handler(Exception)
-    async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
-        # the traceback is logged by the server; the answer keeps the error shape and says no more
-        message = "Something went wrong on our side; it has been logged"
-        return JSONResponse(error_body("internal_error", message), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -7,6 +7,7 @@ VolcImageError
 ├── NotFound             404 not_found
 ├── Conflict             409 conflict (the resource is in the wrong state)
 ├── RateLimited          429 rate_limit_exceeded (with `retry_after` seconds)
+├── ServiceUnavailable   503 service_unavailable (the database or storage, for a while)
 └── UpstreamError        a VolcEngine call failed; `retryable` decides the queue's next step
 """
 
@@ -60,6 +61,11 @@ class RateLimited(VolcImageError):
         self.retry_after = retry_after
         if code:
             self.code = code
+
+
+class ServiceUnavailable(VolcImageError):
+    status_code = 503
+    code = "service_unavailable"
 
 
 class UpstreamError(VolcImageError):

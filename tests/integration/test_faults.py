@@ -10,23 +10,24 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support import PG_ADMIN_DSN, drop_connections, serving, wait_for_task
-from volcimage.app import create_app
-from volcimage.config import Settings, load_settings, sqlite_path
+from volcimage.config import load_settings, sqlite_path
 from volcimage.db import create_engine, create_sessionmaker
+from volcimage.outages import is_outage
 from volcimage.storage import files
-from volcimage.tasks import service
 from volcimage.tasks.events import MISSED, EventBus
 from volcimage.tasks.relay import start_relay
+from volcimage.users import service as users
 
 
 def full_disk(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
@@ -172,36 +173,85 @@ async def test_a_process_whose_relay_reconnects_tells_every_other(database_url: 
         await engine.dispose()
 
 
-OUTAGES = [
-    ConnectionRefusedError(111, "Connect call failed"),  # asyncpg, nothing listening
-    OperationalError("SELECT 1", {}, Exception("database is locked")),  # past the busy timeout
-    PoolTimeout("QueuePool limit of size 10 overflow 0 reached"),  # every connection in use
-]
+def raised(action: Callable[[], object]) -> Exception:
+    try:
+        action()
+    except Exception as exc:
+        return exc
+    raise AssertionError("nothing was raised")
 
 
-@pytest.mark.parametrize("outage", OUTAGES, ids=lambda exc: type(exc).__name__)
-async def test_an_unreachable_database_is_a_503_to_retry_in_the_error_shape(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, outage: Exception
+async def test_outages_are_told_from_faults_that_last(tmp_path: Path) -> None:
+    """Locked, saturated, refused or dropped: a while. A missing table: for good."""
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path)
+    holder.execute("CREATE TABLE t (x)")
+    holder.commit()
+    holder.execute("BEGIN IMMEDIATE")  # writers wait, readers go on
+    engine = sa.create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": 0},
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.05,
+        poolclass=sa.QueuePool,
+    )
+    with engine.connect() as conn:
+        locked = raised(lambda: conn.execute(sa.text("INSERT INTO t VALUES (1)")))
+        missing = raised(lambda: conn.execute(sa.text("SELECT * FROM nowhere")))
+        saturated = raised(engine.connect)
+    holder.close()
+    engine.dispose()
+    refused_engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    try:
+        async with refused_engine.connect():
+            pass
+    except Exception as exc:
+        refused: Exception = exc
+    await refused_engine.dispose()
+    assert [is_outage(exc) for exc in (locked, saturated, refused)] == [True, True, True]
+    assert not is_outage(missing) and not is_outage(ValueError("a bug"))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server matter
+async def test_a_connection_dropped_mid_query_is_an_outage(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+            assert await drop_connections(database_url) >= 1
+            with pytest.raises(sa.exc.DBAPIError) as dropped:
+                await conn.execute(sa.text("SELECT 1"))
+        assert is_outage(dropped.value)
+    finally:
+        await engine.dispose()
+
+
+async def test_outages_answer_503_and_the_unforeseen_500_with_every_header(
+    make_studio: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What the database raises when it is down, locked or saturated reaches the page as a
-    clear 503 with Retry-After; anything else unforeseen as a 500 in the same shape."""
-    app = create_app(settings, run_tasks=False)
+    """Even where access control reads the signed-in user, before any route: the database
+    down is a 503 to repeat, anything else a 500, both in the error shape with CORS and the
+    security headers."""
+    origin = "https://studio.example"
+    async with make_studio(ENABLE_USER_ACCOUNTS="true", ALLOWED_ORIGINS=origin) as studio:
+        async with studio.state.sessionmaker() as session:
+            await users.create_user(session, "alice", "alice-password")
+            await session.commit()
+        client = studio.new_client()
+        await studio.sign_in(client, username="alice", password="alice-password")
+        for fault, status, code in (
+            (ConnectionRefusedError(111, "Connect call failed"), 503, "service_unavailable"),
+            (ZeroDivisionError("a bug"), 500, "internal_error"),
+        ):
 
-    def fail(*_args: Any, **_kwargs: Any) -> None:
-        raise outage
+            async def fail(*_args: Any, fault: Exception = fault) -> None:
+                raise fault
 
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            monkeypatch.setattr(service, "list_tasks", fail)
-            down = await client.get("/api/v1/tasks")
-            assert down.status_code == 503 and down.headers["Retry-After"] == "2"
-            assert down.json()["error"] == "service_unavailable"
-            assert "SELECT" not in down.text and "QueuePool" not in down.text
-            monkeypatch.setattr(service, "list_tasks", lambda *_: 1 / 0)
-            broken = await client.get("/api/v1/tasks")
-            assert broken.status_code == 500
-            assert broken.json() == {
-                "error": "internal_error",
-                "message": "Something went wrong on our side; it has been logged",
-            }
+            monkeypatch.setattr(users, "caller_for", fail)
+            answer = await client.get("/api/v1/tasks", headers={"Origin": origin})
+            assert answer.status_code == status and answer.json()["error"] == code
+            assert answer.headers["Access-Control-Allow-Origin"] == origin
+            assert answer.headers["X-Content-Type-Options"] == "nosniff"
+            assert ("Retry-After" in answer.headers) is (status == 503)
+            assert "Connect call" not in answer.text and "a bug" not in answer.text
