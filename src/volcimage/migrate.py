@@ -38,8 +38,11 @@ def _one_at_a_time(settings: Settings) -> Iterator[None]:
     if database is None:
         yield
         return
-    # read-only: a lock file made by another user (`volcimage migrate` run as root) still opens
-    lock = os.open(f"{database}.migrate-lock", os.O_RDONLY | os.O_CREAT, 0o666)
+    path = f"{database}.migrate-lock"
+    try:
+        lock = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # NFS locks only files open to write
+    except PermissionError:  # made by another user (`volcimage migrate` run as root)
+        lock = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # let go when the file closes, or the process dies
         yield

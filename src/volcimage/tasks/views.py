@@ -127,7 +127,7 @@ def by_pk(session: Session, pk: int) -> Shown | None:
 
 def image_shown(image: Image) -> ImagePublic:
     """A loaded image (its tags load with it), shaped for the API."""
-    return image_public(image, [tag.tag_name for tag in image.tags])
+    return image_public(image, sorted(tag.tag_name for tag in image.tags))  # as `load` sorts
 
 
 def event(kind: str, shown: Shown) -> dict[str, Any]:

@@ -92,6 +92,9 @@
       dragging: false,
       submitting: false,
       gallery: [],
+      galleryFrom: -Infinity, // the gallery holds every task made after this (ms since epoch)
+      catchingUp: false, // a catch-up is under way, and whether another must follow it
+      catchUpAgain: false,
       history: { items: [], page: 0, total: 0, loading: false, done: false },
       filters: { q: "", model: "", status: "", favorite: false, tag: "", date: "" },
       tags: [],
@@ -273,7 +276,9 @@
 
       async loadGallery() {
         try {
-          this.gallery = (await request("GET", "/tasks?limit=12")).items;
+          const newest = (await request("GET", "/tasks?limit=12")).items;
+          this.gallery = newest;
+          this.galleryFrom = newest.length < 12 ? -Infinity : Date.parse(newest[newest.length - 1].created_at);
         } catch (err) {
           this.toastError(err);
         }
@@ -666,9 +671,26 @@
         }
       },
       // Events were lost (the stream dropped, or the server's were): the 50 newest tasks are read
-      // again and the page made to agree with them: shown ones replaced, missed new ones added,
-      // deleted ones dropped.
+      // again and the page made to agree with them: shown ones replaced, missed new ones put in
+      // their place, deleted ones dropped. One at a time: notices that come meanwhile (several
+      // processes may send one) make a single further round.
       async catchUp() {
+        if (this.catchingUp) {
+          this.catchUpAgain = true;
+          return;
+        }
+        this.catchingUp = true;
+        try {
+          do {
+            this.catchUpAgain = false;
+            await this.catchUpOnce();
+          } while (this.catchUpAgain);
+        } finally {
+          this.catchingUp = false;
+        }
+      },
+      async catchUpOnce() {
+        const shownBefore = new Map([...this.gallery, ...this.history.items].map((t) => [t.task_id, t]));
         let newest;
         try {
           newest = (await request("GET", "/tasks?limit=50")).items;
@@ -677,15 +699,16 @@
           return;
         }
         const listed = new Set(newest.map((t) => t.task_id));
-        // every task made after the oldest of the 50 is among them, unless it was deleted
+        // every task made after the oldest of the 50 is among them, unless it was deleted; one
+        // shown only since the answer was asked for is not judged by it
         const whole = newest.length < 50 ? -Infinity : Date.parse(newest[newest.length - 1].created_at);
-        for (const task of [...this.gallery, ...this.history.items]) {
-          if (Date.parse(task.created_at) > whole && !listed.has(task.task_id)) this.dropTask(task.task_id);
+        for (const [taskId, task] of shownBefore) {
+          const still = this.findTask(taskId) === task;
+          if (still && Date.parse(task.created_at) > whole && !listed.has(taskId)) this.dropTask(taskId);
         }
-        const shownFrom = this.gallery.length ? Math.min(...this.gallery.map((t) => Date.parse(t.created_at))) : -Infinity;
-        for (const task of newest.reverse()) {
+        for (const task of newest) {
           if (this.findTask(task.task_id)) this.replaceShown(task);
-          else if (Date.parse(task.created_at) > shownFrom && !this.pendingDeletes[task.task_id]) this.upsert(task);
+          else if (Date.parse(task.created_at) > this.galleryFrom && !this.pendingDeletes[task.task_id]) this.insertShown(task);
         }
         this.loadInfo();
       },
@@ -696,6 +719,21 @@
         for (const list of [this.gallery, this.history.items]) {
           const i = list.findIndex((t) => t.task_id === task.task_id);
           if (i >= 0) list.splice(i, 1, task);
+        }
+      },
+      // a task the page missed, where its age puts it in the lists (both newest first)
+      insertShown(task) {
+        const made = Date.parse(task.created_at);
+        const place = (list) => {
+          const i = list.findIndex((t) => Date.parse(t.created_at) < made);
+          return i < 0 ? list.length : i;
+        };
+        this.gallery.splice(place(this.gallery), 0, task);
+        const h = this.history;
+        const at = place(h.items);
+        if (!this.filtersActive() && (at < h.items.length || h.done)) {
+          h.items.splice(at, 0, task);
+          h.total++;
         }
       },
       findTask(taskId) {
