@@ -4,7 +4,9 @@ neither 'unsafe-inline' nor 'unsafe-eval'."""
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from volcimage.asgi import HttpMiddleware
 
 CSP = "; ".join(
     [
@@ -30,14 +32,8 @@ HEADERS = {
 UNRESTRICTED_PREFIXES = ("/docs",)
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class SecurityHeaders(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         strict = not scope["path"].startswith(UNRESTRICTED_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:

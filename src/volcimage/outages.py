@@ -11,8 +11,9 @@ from botocore.exceptions import ConnectionError as StorageConnectionError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from volcimage.asgi import HttpMiddleware
 from volcimage.errors import ServiceUnavailable, VolcImageError, body_of
 
 log = logging.getLogger("volcimage.app")
@@ -37,14 +38,8 @@ def is_outage(exc: BaseException) -> bool:
     return sqlstate.startswith(TRANSIENT_SQLSTATES) or sqlite_error in TRANSIENT_SQLITE
 
 
-class Outages:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class Outages(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracking(message: Message) -> None:
