@@ -714,8 +714,7 @@
       },
       // the task where it is shown, unless what is shown is newer
       replaceShown(task) {
-        const known = this.findTask(task.task_id);
-        if (!known || Date.parse(known.updated_at) > Date.parse(task.updated_at)) return;
+        if (this.isStale(task)) return;
         for (const list of [this.gallery, this.history.items]) {
           const i = list.findIndex((t) => t.task_id === task.task_id);
           if (i >= 0) list.splice(i, 1, task);
@@ -736,13 +735,17 @@
           h.total++;
         }
       },
+      // Answers and events can arrive out of order: an older state never replaces a newer one.
+      isStale(task) {
+        const known = this.findTask(task.task_id);
+        return Boolean(known) && Date.parse(known.updated_at) > Date.parse(task.updated_at);
+      },
       findTask(taskId) {
         return this.gallery.find((t) => t.task_id === taskId) || this.history.items.find((t) => t.task_id === taskId);
       },
-      // Answers and events can arrive out of order: an older state never replaces a newer one.
+      // a task as an event shows it: replaced where shown, else new on top
       upsert(task) {
-        const known = this.findTask(task.task_id);
-        if (known && Date.parse(known.updated_at) > Date.parse(task.updated_at)) return;
+        if (this.isStale(task)) return;
         const i = this.gallery.findIndex((t) => t.task_id === task.task_id);
         if (i >= 0) this.gallery.splice(i, 1, task);
         else this.gallery.unshift(task);
