@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.util import await_
 
 from volcimage.config import Settings, sqlite_path
 
@@ -57,10 +59,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+BUSY_TIMEOUT_MS = 15000
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    # first: every later statement, the journal mode's included, may wait on a lock
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")  # the migrations set it; a no-op then
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -75,7 +81,62 @@ def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(settings.DATABASE_URL, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if sqlite_path(settings.DATABASE_URL) is not None:  # in memory: one shared connection
+            WriterQueue(BUSY_TIMEOUT_MS / 1000).attach(engine.sync_engine)
     return engine
+
+
+class WriteLockTimeout(TimeoutError):
+    """A write waited longer than the busy timeout for the process's other writes."""
+
+
+class WriterQueue:
+    """SQLite takes one writer at a time. Left to itself, each waiting writer polls the lock
+    in its own thread with sleeps of up to 100 ms: under load a write waited seconds while the
+    lock stood free between polls, and past the busy timeout a paid task failed ("database is
+    locked"). So the writers of a process queue here, first come first served, from their
+    first INSERT, UPDATE, DELETE or BEGIN IMMEDIATE to the end of their transaction; the busy handler is left
+    to order this process against other processes on the same file."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._lock: asyncio.Lock | None = None
+
+    def attach(self, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", self._before_execute)
+        event.listen(engine.pool, "checkin", self._checkin)
+
+    def _before_execute(self, conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if _WRITING in conn.info or not _is_write(statement):
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        await_(self._acquire(self._lock))
+        conn.info[_WRITING] = self._lock
+
+    async def _acquire(self, lock: asyncio.Lock) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await lock.acquire()
+        except TimeoutError:
+            raise WriteLockTimeout(
+                f"waited {self.timeout:g} s for this process's other database writes"
+            ) from None
+
+    @staticmethod
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        # the pool returns a connection after its transaction ended: commit, rollback or reset
+        lock = record.info.pop(_WRITING, None)
+        if lock is not None:
+            lock.release()
+
+
+_WRITING = "volcimage_writing"
+
+
+def _is_write(statement: str) -> bool:
+    # BEGIN IMMEDIATE: a transaction that takes the write lock at once (quota.reserve)
+    return statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE", "BEGIN ")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

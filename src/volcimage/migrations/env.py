@@ -17,6 +17,11 @@ MIGRATION_LOCK = 7_310_422  # pg_advisory_lock key: concurrent starters migrate 
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # WAL from the start: switching later needs the file to itself, and a process that
+        # switched it while another wrote made readers wait (then fail) on a new database
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        connection.commit()
     if connection.dialect.name == "postgresql":
         connection.execute(text(f"SELECT pg_advisory_lock({MIGRATION_LOCK})"))
         connection.commit()

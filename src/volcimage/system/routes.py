@@ -13,14 +13,13 @@ from sqlalchemy import text
 from volcimage import __version__
 from volcimage.metrics import render as render_metrics
 from volcimage.migrate import head_revision
+from volcimage.quota import daily_limit, images_admitted_today
 from volcimage.tasks.deps import (
     CallerDep,
     SessionDep,
     StateDep,
 )
-from volcimage.tasks.service import images_asked_today
 from volcimage.users.models import User
-from volcimage.users.service import daily_limit
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
 metrics_router = APIRouter()
@@ -58,12 +57,12 @@ async def models(state: StateDep) -> dict[str, Any]:
 
 @router.get("/system/info", response_model=SystemInfo)
 async def system_info(session: SessionDep, state: StateDep, caller: CallerDep) -> SystemInfo:
-    used = await images_asked_today(session)
+    used = await images_admitted_today(session)
     settings = state.settings
     user = await session.get(User, caller.user_id) if caller.user_id is not None else None
     user_quota = None
     if user is not None:
-        mine = await images_asked_today(session, user.id)
+        mine = await images_admitted_today(session, user.id)
         user_quota = Quota(used=mine, limit=daily_limit(user, settings))
     return SystemInfo(
         version=__version__,

@@ -72,6 +72,8 @@ class Task(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # made or last retried: the daily budgets count images by the day they were queued
+    admitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -89,6 +91,7 @@ class Task(Base):
         Index("idx_created_at", "created_at"),
         Index("idx_tasks_queue", "status", "run_after"),
         Index("idx_tasks_owner", "owner_id", "created_at"),
+        Index("idx_tasks_admitted_at", "admitted_at"),
     )
 
 

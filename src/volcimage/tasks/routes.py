@@ -159,7 +159,9 @@ async def cancel_task(
 async def retry_task(
     task_id: str, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> TaskPublic:
-    task = await service.retry_task(session, await service.get_task(session, task_id, caller))
+    task = await service.retry_task(
+        session, await service.get_task(session, task_id, caller), state.settings
+    )
     audit.record(session, request, "task.retry", task_id)
     await session.commit()
     return await _publish(state, "task.created", task.id)

@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
+from volcimage import quota
 from volcimage.config import Settings
 from volcimage.db import utcnow
-from volcimage.errors import Conflict, NotFound, RateLimited, ValidationError
+from volcimage.errors import Conflict, NotFound, ValidationError
 from volcimage.providers.catalog import Catalog, ModelInfo
+from volcimage.quota.admission import ACTIVE_STATUSES
 from volcimage.storage.files import Area, Store
 from volcimage.storage.images import StoredImage
 from volcimage.tasks import views
 from volcimage.tasks.deps import Caller
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
 from volcimage.tasks.schemas import GenerateRequest, ImageUpdate, TaskPublic
-from volcimage.users.models import User
-from volcimage.users.service import daily_limit
 
-ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING, TaskStatus.RETRYING)
 SECONDS_PER_IMAGE = 8
 
 
@@ -127,23 +126,10 @@ async def create_task(
     settings: Settings,
     caller: Caller,
 ) -> Task:
+    """Checks the request, admits it (quota.reserve: the first write of the session's
+    transaction) and adds the task; the caller commits."""
     model, width, height = check_request(request, catalog)
-    waiting = await session.scalar(
-        select(func.count()).select_from(Task).where(Task.status.in_(ACTIVE_STATUSES))
-    )
-    if settings.DAILY_IMAGE_QUOTA:
-        used = await images_asked_today(session)
-        _within_budget("Today's image budget", used, request.num_images, settings.DAILY_IMAGE_QUOTA)
-    if caller.user_id is not None:
-        user = await session.get(User, caller.user_id)
-        limit = daily_limit(user, settings) if user is not None else None
-        if limit is not None:
-            used = await images_asked_today(session, caller.user_id)
-            _within_budget("Your daily image quota", used, request.num_images, limit)
-    if (waiting or 0) >= settings.MAX_PENDING_TASKS:
-        raise RateLimited(
-            f"The queue is full ({waiting} tasks waiting); try again shortly", retry_after=30
-        )
+    await quota.reserve(session, settings, caller.user_id, request.num_images)
     references = [await _reference(session, ref, caller) for ref in request.reference_images]
     if references and model.size_rule.mode == "adaptive":
         first = references[0][1]
@@ -178,15 +164,6 @@ async def create_task(
     session.add(task)
     await session.flush()
     return task
-
-
-def _within_budget(name: str, used: int, asked: int, limit: int) -> None:
-    if used + asked > limit:
-        raise RateLimited(
-            f"{name} is used: {used} of {limit} images asked for; it resets at 00:00 UTC",
-            retry_after=seconds_to_midnight(),
-            code="quota_exceeded",
-        )
 
 
 async def _reference(
@@ -247,30 +224,6 @@ async def get_upload(session: AsyncSession, upload_id: str, caller: Caller) -> U
     if upload is None:
         raise NotFound(f"Upload {upload_id} does not exist")
     return upload
-
-
-def start_of_day() -> datetime:
-    return utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def seconds_to_midnight() -> int:
-    return max(1, int((start_of_day() + timedelta(days=1) - utcnow()).total_seconds()))
-
-
-async def images_asked_today(session: AsyncSession, owner_id: int | None = None) -> int:
-    """Images asked for today (by everyone, or by one user) by tasks that did not end without
-    any (failed or cancelled)."""
-    spent = or_(
-        Task.status.not_in([TaskStatus.FAILED, TaskStatus.CANCELLED]),
-        Task.images.any(),
-    )
-    mine = [Task.owner_id == owner_id] if owner_id is not None else []
-    total = await session.scalar(
-        select(func.coalesce(func.sum(Task.num_images), 0)).where(
-            Task.created_at >= start_of_day(), spent, *mine
-        )
-    )
-    return int(total or 0)
 
 
 def estimate_seconds(task: Task, queued_ahead: int, concurrency: int) -> int:
@@ -385,10 +338,14 @@ async def cancel_task(session: AsyncSession, task: Task) -> Task:
     return task
 
 
-async def retry_task(session: AsyncSession, task: Task) -> Task:
-    if task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
-        raise Conflict(f"Only failed or cancelled tasks can be retried; this one is {task.status}")
+async def retry_task(session: AsyncSession, task: Task, settings: Settings) -> Task:
+    """Queues a failed or cancelled task again: admitted like a new one (quota.reserve)."""
+    _retryable(task)
+    await quota.reserve(session, settings, task.owner_id, task.num_images, requeued=task)
+    await session.refresh(task)  # as it is now, under the lock: a second retry finds it queued
+    _retryable(task)
     now = utcnow()
+    task.admitted_at = now
     task.status = TaskStatus.PENDING
     task.run_after = now
     task.cancel_requested = False
@@ -399,6 +356,11 @@ async def retry_task(session: AsyncSession, task: Task) -> Task:
     task.retry_count = 0
     await session.flush()
     return task
+
+
+def _retryable(task: Task) -> None:
+    if task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+        raise Conflict(f"Only failed or cancelled tasks can be retried; this one is {task.status}")
 
 
 async def delete_task(session: AsyncSession, task: Task) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from volcimage import audit
 from volcimage.access import COOKIE
 from volcimage.errors import Conflict, Forbidden, Unauthorized, ValidationError
+from volcimage.quota import images_admitted_today
 from volcimage.tasks.deps import (
     Caller,
     CallerDep,
@@ -18,7 +19,6 @@ from volcimage.tasks.deps import (
     State,
     StateDep,
 )
-from volcimage.tasks.service import images_asked_today
 from volcimage.users import service
 from volcimage.users.models import User
 
@@ -77,7 +77,7 @@ async def _info(session: AsyncSession, user: User) -> UserInfo:
         is_admin=user.is_admin,
         disabled=user.disabled,
         daily_image_quota=user.daily_image_quota,
-        images_today=await images_asked_today(session, user.id),
+        images_today=await images_admitted_today(session, user.id),
         created_at=user.created_at,
         last_login_at=user.last_login_at,
     )

@@ -191,11 +191,3 @@ async def caller_for(session: AsyncSession, token: str) -> Caller | None:
     if row is None:
         return None
     return Caller(row.username, user_id=row.id, is_admin=row.is_admin)
-
-
-def daily_limit(user: User, settings: Settings) -> int | None:
-    """The user's images a day: their own figure, else USER_DAILY_IMAGE_QUOTA; None = no limit."""
-    limit = user.daily_image_quota
-    if limit is None:
-        limit = settings.USER_DAILY_IMAGE_QUOTA
-    return limit or None
