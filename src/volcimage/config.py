@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     # Database
     DATABASE_URL: str = "sqlite+aiosqlite:///./data/database.db"
+    SQLITE_BUSY_TIMEOUT_MS: int = Field(15000, ge=100, description="a write waits this long")
 
     # Storage
     DATA_DIR: Path = Path("./data")
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     MAX_HISTORY_DAYS: int = Field(30, ge=0)
     MAX_STORAGE_GB: float = Field(100, ge=0)
     AUTO_CLEANUP: bool = True
+    MIN_FREE_DISK_MB: int = Field(200, ge=0, description="/health reports the disk full below")
 
     # Performance
     MAX_CONCURRENT_TASKS: int = Field(5, ge=1, le=256)

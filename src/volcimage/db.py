@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -59,13 +60,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-BUSY_TIMEOUT_MS = 15000
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # first: every later statement, the journal mode's included, may wait on a lock
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA journal_mode=WAL")  # the migrations set it; a no-op then
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -80,9 +78,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(settings.DATABASE_URL, **kwargs)
     if settings.is_sqlite:
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        timeout = settings.SQLITE_BUSY_TIMEOUT_MS
+        event.listen(engine.sync_engine, "connect", functools.partial(_sqlite_pragmas, timeout))
         if sqlite_path(settings.DATABASE_URL) is not None:  # in memory: one shared connection
-            WriterQueue(BUSY_TIMEOUT_MS / 1000).attach(engine.sync_engine)
+            WriterQueue(timeout / 1000).attach(engine.sync_engine)
     return engine
 
 
@@ -95,8 +94,8 @@ class WriterQueue:
     in its own thread with sleeps of up to 100 ms: under load a write waited seconds while the
     lock stood free between polls, and past the busy timeout a paid task failed ("database is
     locked"). So the writers of a process queue here, first come first served, from their
-    first INSERT, UPDATE, DELETE or BEGIN IMMEDIATE to the end of their transaction; the busy handler is left
-    to order this process against other processes on the same file."""
+    first INSERT, UPDATE, DELETE or BEGIN IMMEDIATE to the end of their transaction; the busy
+    handler is left to order this process against other processes on the same file."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -179,7 +178,8 @@ class Reads:
                 echo=settings.SHOW_SQL,
                 connect_args={"check_same_thread": False},  # pooled: one thread at a time
             )
-            event.listen(self._sync, "connect", _sqlite_pragmas)
+            pragmas = functools.partial(_sqlite_pragmas, settings.SQLITE_BUSY_TIMEOUT_MS)
+            event.listen(self._sync, "connect", pragmas)
         # an in-memory database exists once, on the shared engine's connection
         self._async = create_sessionmaker(self._own or engine)
         self._threads = anyio.CapacityLimiter(2)

@@ -19,9 +19,10 @@ from volcimage.errors import ServiceUnavailable, VolcImageError, body_of
 log = logging.getLogger("volcimage.app")
 
 RETRY_AFTER_SECONDS = 2
-# PostgreSQL SQLSTATE classes that pass: connection exceptions, insufficient resources,
-# transaction rollbacks (deadlock, serialization), and shutdowns under way
-TRANSIENT_SQLSTATES = ("08", "53", "40", "57P")
+# PostgreSQL SQLSTATEs that pass: connection exceptions, insufficient resources, transaction
+# rollbacks (deadlock, serialization), shutdowns under way, and a database that is read-only
+# for a while (a failover's standby, default_transaction_read_only)
+TRANSIENT_SQLSTATES = ("08", "53", "40", "57P", "25006")
 TRANSIENT_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -77,7 +78,7 @@ class Store(Protocol):
         self, area: Area, key: str, media_type: str, filename: str | None, disposition: str
     ) -> str | None: ...
     def delete(self, original_key: str, thumbnail_key: str) -> None: ...
-    def writable(self) -> bool: ...
+    def problem(self, min_free_bytes: int) -> str | None: ...
     def remove_abandoned_temp_files(self) -> int: ...
 
 
@@ -113,8 +114,19 @@ class LocalStore:
     ) -> str | None:
         return None  # the app (or nginx) sends local files itself
 
-    def writable(self) -> bool:
-        return os.access(self.image_dir, os.W_OK)
+    def problem(self, min_free_bytes: int) -> str | None:
+        """What keeps files from being stored (None: nothing). A file is written and removed:
+        a mode check passes for root on a read-only disk."""
+        for root in (self.image_dir, self.thumbnail_dir, self.upload_dir):
+            try:
+                with tempfile.TemporaryFile(dir=root, prefix=f"{TEMP_PREFIX}{HOST}-{os.getpid()}-"):
+                    pass
+                free = shutil.disk_usage(root).free
+            except OSError as error:
+                return f"{root.name} not writable ({error.strerror or type(error).__name__})"
+            if free < min_free_bytes:
+                return f"disk full: {free // 2**20} MB free under {root.name}"
+        return None
 
     def save_upload(self, data: bytes, digest: str, suffix: str) -> str:
         return self._save(self.upload_dir, data, digest, suffix)

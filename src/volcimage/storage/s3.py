@@ -100,12 +100,12 @@ class S3Store:
         for area, key in (("images", original_key), ("thumbnails", thumbnail_key)):
             self.client.delete_object(Bucket=self.bucket, Key=self._object(area, key))  # type: ignore[arg-type]
 
-    def writable(self) -> bool:
+    def problem(self, min_free_bytes: int) -> str | None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
-        except (ClientError, BotoCoreError):
-            return False
-        return True
+        except (ClientError, BotoCoreError) as error:
+            return f"bucket unreachable ({type(error).__name__})"
+        return None
 
     def remove_abandoned_temp_files(self) -> int:
         return 0  # object writes are atomic: nothing half-written to clean up

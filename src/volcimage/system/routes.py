@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -14,6 +13,7 @@ from volcimage import __version__
 from volcimage.metrics import render as render_metrics
 from volcimage.migrate import head_revision
 from volcimage.quota import daily_limit, images_admitted_today
+from volcimage.system import health as checks_of
 from volcimage.tasks.deps import (
     CallerDep,
     SessionDep,
@@ -100,15 +100,12 @@ async def ready(session: SessionDep, state: StateDep) -> JSONResponse:
 
 @router.get("/health")
 async def health(session: SessionDep, state: StateDep) -> JSONResponse:
-    """200 when the database answers and the image directory is writable, else 503."""
-    checks: dict[str, str] = {}
-    try:
-        await session.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"error: {type(exc).__name__}"
-    writable = await asyncio.to_thread(state.store.writable)
-    checks["storage"] = "ok" if writable else "error: not writable"
+    """200 when the database answers and takes writes and files can be stored, else 503
+    naming what is wrong (read-only, missing, locked, disk full, bucket unreachable)."""
+    checks = {
+        "database": await checks_of.database(session, state.settings),
+        "storage": await checks_of.storage(state.store, state.settings),
+    }
     healthy = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if healthy else "error", "version": __version__, "checks": checks}
     return JSONResponse(body, status_code=200 if healthy else 503)

@@ -20,19 +20,24 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
 from volcimage.config import Settings
 from volcimage.db import Reads, utcnow
 from volcimage.errors import UpstreamError
 from volcimage.metrics import IMAGES_STORED, UPSTREAM_CALLS, UPSTREAM_SECONDS
+from volcimage.outages import is_outage
 from volcimage.providers.base import (
     ImageRequest,
     JobProvider,
@@ -57,6 +62,8 @@ UPSTREAM_BUDGET_LOCK = 0x766F6C63  # pg advisory lock key of the shared upstream
 CLAIM_LOCK = 0x766F6C64  # pg advisory lock key of claiming (the global concurrency cap)
 SLOT_STRIDE = 16  # image positions: slot * SLOT_STRIDE + index within the answer
 IMAGE_ID_NAMESPACE = uuid.UUID("5b0c6f1e-6a43-4a53-9c3e-766f6c63696d")
+WRITE_RETRY_MAX_SECONDS = 2.0  # a held write is tried again at least this often
+T = TypeVar("T")
 
 
 class LeaseLost(Exception):
@@ -256,11 +263,15 @@ class Runner:
             else:  # this runner is shutting down: hand the task back at once
                 await self._release(pk)
                 raise
-        except Exception:
-            log.exception("task crashed", extra={"task_pk": pk})
-            await self._finish(
-                pk, TaskStatus.FAILED, "InternalError", "Internal error; see server log"
-            )
+        except Exception as exc:
+            if is_outage(exc):  # the database, not the task: it goes back to the queue
+                log.warning("database unavailable; task handed back", extra={"task_pk": pk})
+                await self._release(pk)
+            else:
+                log.exception("task crashed", extra={"task_pk": pk})
+                await self._finish(
+                    pk, TaskStatus.FAILED, "InternalError", "Internal error; see server log"
+                )
         finally:
             self._work.pop(pk, None)
             beat.cancel()
@@ -277,17 +288,14 @@ class Runner:
         interval = self.settings.TASK_LEASE_SECONDS / 3
         while not work.done():
             await asyncio.sleep(interval)
-            async with self.sessionmaker() as session:
-                row = (
-                    await session.execute(
-                        update(Task)
-                        .where(Task.id == pk, Task.lease_owner == self.owner)
-                        .values(lease_expires_at=utcnow() + self._lease)
-                        .returning(Task.cancel_requested)
-                        .execution_options(synchronize_session=False)
-                    )
-                ).first()
-                await session.commit()
+            renew = (
+                update(Task)
+                .where(Task.id == pk, Task.lease_owner == self.owner)
+                .values(lease_expires_at=utcnow() + self._lease)
+                .returning(Task.cancel_requested)
+                .execution_options(synchronize_session=False)
+            )
+            row = (await self._execute_durably(renew)).first()
             if row is None or row[0]:
                 reason.append("lost" if row is None else "cancel")
                 work.cancel()
@@ -375,13 +383,7 @@ class Runner:
                 continue
             await self._store_image(task, provider, slot, index, image)
             stored += 1
-        async with self.sessionmaker() as session:
-            await session.execute(
-                update(UpstreamCall)
-                .where(UpstreamCall.id == call.id)
-                .values(state=CallState.STORED)
-            )
-            await session.commit()
+        await self._update_call(call.id, state=CallState.STORED)
         for index in range(len(images)):
             _staged_path(self.staging_dir, task.task_id, slot, index).unlink(missing_ok=True)
         return SlotOutcome(stored=stored, refused=refused)
@@ -389,52 +391,60 @@ class Runner:
     async def _begin_call(self, task: _TaskSnapshot, model: ModelInfo, slot: int) -> UpstreamCall:
         """Returns the slot's call row; `calling` means the paid call must be made now."""
         while True:
-            async with self.sessionmaker() as session:
-                call = await session.scalar(
-                    select(UpstreamCall).where(
-                        UpstreamCall.task_pk == task.pk, UpstreamCall.slot == slot
-                    )
+            try:
+                call, wait = await self._write(
+                    functools.partial(self._take_slot, task, model, slot)
                 )
-                if call is None:
-                    call = UpstreamCall(
-                        task_pk=task.pk, slot=slot, provider=model.provider, state=CallState.CALLING
-                    )
-                    session.add(call)
-                elif call.state in (CallState.RECEIVED, CallState.STORED):
-                    return call
-                elif call.state == CallState.CALLING and (call.response or {}).get("partial"):
-                    # A streamed group was cut off: keep what arrived, never pay again.
-                    call.state = CallState.RECEIVED
-                    await self._commit_or_lost(session)
-                    log.warning(
-                        "stream was interrupted; keeping the images it delivered",
-                        extra={"task_id": task.task_id, "slot": slot},
-                    )
-                    return call
-                elif call.state == CallState.CALLING and call.upstream_task_id:
-                    log.info(
-                        "resuming the upstream job",
-                        extra={"task_id": task.task_id, "slot": slot, "job": call.upstream_task_id},
-                    )
-                    return call
-                elif call.state == CallState.CALLING:
-                    # Its process died during the call: it may have been billed. Record, retry.
-                    call.lost_calls += 1
-                    log.warning(
-                        "call outcome unknown; calling again",
-                        extra={"task_id": task.task_id, "slot": slot},
-                    )
-                else:
-                    call.state = CallState.CALLING
-                    call.error_code = None
-                wait = await self._upstream_budget(session)
-                if not wait:
-                    call.called_at = utcnow()
-                    await self._commit_or_lost(session)
-                    return call
-                await session.rollback()
+            except IntegrityError:  # another runner has begun this slot: the task is its
+                raise LeaseLost from None
+            if call is not None:
+                return call
             log.info("upstream budget spent; waiting", extra={"seconds": round(wait, 1)})
             await asyncio.sleep(wait)
+
+    async def _take_slot(
+        self, task: _TaskSnapshot, model: ModelInfo, slot: int, session: AsyncSession
+    ) -> tuple[UpstreamCall | None, float]:
+        """(the call, 0) to go on with, or (None, seconds to wait for the upstream budget)."""
+        call = await session.scalar(
+            select(UpstreamCall).where(UpstreamCall.task_pk == task.pk, UpstreamCall.slot == slot)
+        )
+        if call is None:
+            call = UpstreamCall(
+                task_pk=task.pk, slot=slot, provider=model.provider, state=CallState.CALLING
+            )
+            session.add(call)
+        elif call.state in (CallState.RECEIVED, CallState.STORED):
+            return call, 0.0
+        elif call.state == CallState.CALLING and (call.response or {}).get("partial"):
+            # A streamed group was cut off: keep what arrived, never pay again.
+            call.state = CallState.RECEIVED
+            log.warning(
+                "stream was interrupted; keeping the images it delivered",
+                extra={"task_id": task.task_id, "slot": slot},
+            )
+            return call, 0.0
+        elif call.state == CallState.CALLING and call.upstream_task_id:
+            log.info(
+                "resuming the upstream job",
+                extra={"task_id": task.task_id, "slot": slot, "job": call.upstream_task_id},
+            )
+            return call, 0.0
+        elif call.state == CallState.CALLING:
+            # Its process died during the call: it may have been billed. Record, retry.
+            call.lost_calls += 1
+            log.warning(
+                "call outcome unknown; calling again", extra={"task_id": task.task_id, "slot": slot}
+            )
+        else:
+            call.state = CallState.CALLING
+            call.error_code = None
+        wait = await self._upstream_budget(session)
+        if wait:
+            await session.rollback()
+            return None, wait
+        call.called_at = utcnow()
+        return call, 0.0
 
     async def _upstream_budget(self, session: AsyncSession) -> float:
         """Seconds to wait before one more paid call fits UPSTREAM_IMAGES_PER_MINUTE, counted
@@ -494,21 +504,16 @@ class Runner:
                     retryable=True,
                 )
             )
-            async with self.sessionmaker() as session:
-                await session.execute(
-                    update(UpstreamCall)
-                    .where(UpstreamCall.id == call.id)
-                    .values(
-                        state=CallState.FAILED,
-                        error_code=error.upstream_code,
-                        # a timed-out call may still have been carried out (and billed),
-                        # unless it is a job we hold the id of and can poll again
-                        lost_calls=UpstreamCall.lost_calls
-                        + (0 if isinstance(exc, UpstreamError) or call.upstream_task_id else 1),
-                        upstream_task_id=None if error.job_gone else call.upstream_task_id,
-                    )
-                )
-                await session.commit()
+            await self._update_call(
+                call.id,
+                state=CallState.FAILED,
+                error_code=error.upstream_code,
+                # a timed-out call may still have been carried out (and billed), unless it
+                # is a job we hold the id of and can poll again
+                lost_calls=UpstreamCall.lost_calls
+                + (0 if isinstance(exc, UpstreamError) or call.upstream_task_id else 1),
+                upstream_task_id=None if error.job_gone else call.upstream_task_id,
+            )
             UPSTREAM_CALLS.labels(model.provider, model.id, error.upstream_code).inc()
             log.warning(
                 "upstream call failed",
@@ -526,18 +531,13 @@ class Runner:
             for index, image in enumerate(result.images)
         ]
         response = {"images": images, "usage": result.usage}
-        async with self.sessionmaker() as session:
-            await session.execute(
-                update(UpstreamCall)
-                .where(UpstreamCall.id == call.id)
-                .values(
-                    state=CallState.RECEIVED,
-                    response=response,
-                    request_id=result.request_id,
-                    images_billed=sum(1 for i in result.images if not i.error_code),
-                )
-            )
-            await session.commit()
+        await self._update_call(
+            call.id,
+            state=CallState.RECEIVED,
+            response=response,
+            request_id=result.request_id,
+            images_billed=sum(1 for i in result.images if not i.error_code),
+        )
         call.state, call.response = CallState.RECEIVED, response
         log.info(
             "upstream answered",
@@ -563,13 +563,7 @@ class Runner:
         images: list[dict[str, Any]] = []
         async for image in cast(StreamProvider, provider).stream(request):
             images.append(await self._staged(task, call.slot, len(images), image))
-            async with self.sessionmaker() as session:
-                await session.execute(
-                    update(UpstreamCall)
-                    .where(UpstreamCall.id == call.id)
-                    .values(response={"images": images, "partial": True})
-                )
-                await session.commit()
+            await self._update_call(call.id, response={"images": images, "partial": True})
             if not image.error_code:
                 stored = UpstreamImage(**images[-1])
                 await self._store_image(task, provider, call.slot, len(images) - 1, stored)
@@ -601,13 +595,7 @@ class Runner:
         jobs = cast(JobProvider, provider)
         if not call.upstream_task_id:
             job_id = await jobs.submit(request)
-            async with self.sessionmaker() as session:
-                await session.execute(
-                    update(UpstreamCall)
-                    .where(UpstreamCall.id == call.id)
-                    .values(upstream_task_id=job_id)
-                )
-                await session.commit()
+            await self._update_call(call.id, upstream_task_id=job_id)
             call.upstream_task_id = job_id
         while True:
             result = await jobs.result(request, call.upstream_task_id)
@@ -661,48 +649,29 @@ class Runner:
         thumbnail_key = await asyncio.to_thread(
             self.store.save_thumbnail, prepared.thumbnail, prepared.digest
         )
-        async with self.sessionmaker() as session:
-            session.add(
-                Image(
-                    image_id=image_id,
-                    task_pk=task.pk,
-                    position=position,
-                    file_path=original_key,
-                    thumbnail_path=thumbnail_key,
-                    content_hash=prepared.digest,
-                    mime_type=prepared.mime_type,
-                    file_size=len(prepared.data),
-                    width=prepared.width,
-                    height=prepared.height,
-                )
-            )
-            stored = await session.scalar(
-                select(func.count()).select_from(Image).where(Image.task_pk == task.pk)
-            )
-            await session.execute(
-                update(Task)
-                .where(Task.id == task.pk)
-                .values(progress=10 + int(85 * (stored or 0) / task.num_images))
-            )
-            try:
-                await session.commit()
-            except IntegrityError:
-                # Lost a race for this position, or the task was deleted meanwhile.
-                await session.rollback()
-                # Names are content hashes of bytes that embed this task's id: no one else's.
-                await asyncio.to_thread(self.store.delete, original_key, thumbnail_key)
-                return
+        row = Image(
+            image_id=image_id,
+            task_pk=task.pk,
+            position=position,
+            file_path=original_key,
+            thumbnail_path=thumbnail_key,
+            content_hash=prepared.digest,
+            mime_type=prepared.mime_type,
+            file_size=len(prepared.data),
+            width=prepared.width,
+            height=prepared.height,
+        )
+        try:
+            await self._write(functools.partial(_add_image, row, task.num_images))
+        except IntegrityError:
+            # Lost a race for this position, or the task was deleted meanwhile. Names are
+            # content hashes of bytes that embed this task's id: no one else's.
+            await asyncio.to_thread(self.store.delete, original_key, thumbnail_key)
+            return
         IMAGES_STORED.inc()
         await self._publish(task.pk, "image.stored")
 
     # ---- state changes -------------------------------------------------------------------
-
-    async def _commit_or_lost(self, session: AsyncSession) -> None:
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            raise LeaseLost from None
 
     async def _schedule_retry(self, pk: int, code: str, message: str, delay: float) -> None:
         now = utcnow()
@@ -750,16 +719,42 @@ class Runner:
             )
 
     async def _update_owned(self, pk: int, **values: Any) -> None:
-        async with self.sessionmaker() as session:
-            result = await session.execute(
-                update(Task)
-                .where(Task.id == pk, Task.lease_owner == self.owner)
-                .values(updated_at=utcnow(), **values)
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
+        change = (
+            update(Task)
+            .where(Task.id == pk, Task.lease_owner == self.owner)
+            .values(updated_at=utcnow(), **values)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self._execute_durably(change)
         if result.rowcount:  # type: ignore[attr-defined]
             await self._publish(pk, "task.updated")
+
+    async def _update_call(self, call_id: int, **values: Any) -> None:
+        await self._execute_durably(
+            update(UpstreamCall).where(UpstreamCall.id == call_id).values(**values)
+        )
+
+    async def _execute_durably(self, statement: Executable) -> Result[Any]:
+        return await self._write(lambda session: session.execute(statement))
+
+    async def _write(self, write: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Runs `write` in a session of its own and commits it, again and again while the
+        database refuses writes for a while (locked, read-only, unreachable): what the runner
+        records was often paid for, and a task whose outcome is lost is run, and paid for,
+        again. So the outcome is held here until the database takes it."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_outage),
+            wait=wait_exponential_jitter(multiplier=0.05, max=WRITE_RETRY_MAX_SECONDS, jitter=0.05),
+            before_sleep=_log_held_write,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                async with self.sessionmaker() as session:
+                    result = await write(session)
+                    await session.commit()
+                    return result
+        raise AssertionError("unreachable: tenacity returns or raises")
 
     async def _publish(self, pk: int, kind: str) -> None:
         shown = await self.reads(views.by_pk, pk, indexed=True)
@@ -813,6 +808,26 @@ class _TaskSnapshot:
     def slots(self) -> int:
         """Paid calls: one per image, or one for a whole group."""
         return 1 if self.group else self.num_images
+
+
+async def _add_image(row: Image, asked: int, session: AsyncSession) -> None:
+    session.add(row)
+    stored = await session.scalar(
+        select(func.count()).select_from(Image).where(Image.task_pk == row.task_pk)
+    )
+    await session.execute(
+        update(Task)
+        .where(Task.id == row.task_pk)
+        .values(progress=10 + int(85 * (stored or 0) / asked))
+    )
+
+
+def _log_held_write(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning(
+        "database refuses writes; holding the change and trying again",
+        extra={"attempt": state.attempt_number, "error": type(error).__name__},
+    )
 
 
 def _staged_path(staging_dir: Path, task_id: str, slot: int, index: int) -> Path:

@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # a constant default: SQLite adds a NOT NULL column in place only with one
-    column = sa.Column(
+    column: sa.Column[object] = sa.Column(
         "admitted_at",
         volcimage.db.UTCDateTime(),
         nullable=False,
