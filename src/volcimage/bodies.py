@@ -69,6 +69,7 @@ async def _refuse(limit: int, scope: Scope, receive: Receive, send: Send) -> Non
     error = PayloadTooLarge(
         f"The request body is over the {limit:,} bytes this route accepts", {"limit": limit}
     )
-    # the rest of the body is not read: the server closes the connection after this answer
-    answer = JSONResponse(body_of(error), error.status_code, headers={"Connection": "close"})
+    # The server discards the rest of the body as it comes, without keeping it. (Closing the
+    # connection instead would cut off a proxy still sending it: nginx then answers 502.)
+    answer = JSONResponse(body_of(error), error.status_code)
     await answer(scope, receive, send)
