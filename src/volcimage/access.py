@@ -41,6 +41,7 @@ from volcimage.tasks.deps import (
     State,
     StateDep,
 )
+from volcimage.text import Text
 from volcimage.users import service as users
 
 COOKIE = "volcimage_session"
@@ -118,9 +119,9 @@ class SessionInfo(BaseModel):
 
 class Login(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    api_key: str | None = Field(None, min_length=1, max_length=500)
-    username: str | None = Field(None, min_length=1, max_length=50)
-    password: str | None = Field(None, min_length=1, max_length=200)
+    api_key: Text | None = Field(None, min_length=1, max_length=500)
+    username: Text | None = Field(None, min_length=1, max_length=50)
+    password: Text | None = Field(None, min_length=1, max_length=200)
 
 
 def _session_info(settings: Settings, caller: Caller, cookie: str | None) -> SessionInfo:

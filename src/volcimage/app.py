@@ -23,6 +23,7 @@ from volcimage import __version__
 from volcimage.access import AccessControl
 from volcimage.access import router as access_router
 from volcimage.audit import router as audit_router
+from volcimage.bodies import BodyLimit
 from volcimage.config import Settings, get_settings
 from volcimage.db import Reads, create_engine, create_sessionmaker
 from volcimage.errors import RateLimited, VolcImageError, body_of, invalid_input
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     _install_error_handlers(app)
     _document_errors(app)
     app.add_middleware(AccessControl, settings=settings)
+    app.add_middleware(BodyLimit, settings=settings)  # before any lookup of the caller
     app.add_middleware(Outages)  # outside access control: its lookups read the database
     origins = settings.allowed_origins
     app.add_middleware(
@@ -175,11 +177,12 @@ COMMON_ERRORS = {
     "401": "An API key is required (when ENABLE_API_KEY_AUTH is on)",
     "429": "Too many requests, or the daily image budget is used",
 }
+BODY_ERRORS = {"413": "The request body is over the route's limit (bodies.BodyLimit)"}
 
 
 def _document_errors(app: FastAPI) -> None:
-    """The schema says what the API does: 400 (not FastAPI's 422) for bad input, plus 401 and
-    429 from the access layer, all with the one error body."""
+    """The schema says what the API does: 400 (not FastAPI's 422) for bad input, 401 and 429
+    from the access layer, 413 where a body is sent, all with the one error body."""
     default = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -196,6 +199,9 @@ def _document_errors(app: FastAPI) -> None:
                     if status == "400" and not _takes_input(operation):
                         continue
                     responses[status] = {"description": description, **ref}
+                for status, description in BODY_ERRORS.items():
+                    if "requestBody" in operation:
+                        responses[status] = {"description": description, **ref}
                 for status in ("404", "409"):
                     if status in responses:
                         responses[status] = {**responses[status], **ref}

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from volcimage.tasks.deps import CallerDep, SessionDep, get_caller
 from volcimage.tasks.models import AuditEntry
+from volcimage.text import Text
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
@@ -56,7 +57,7 @@ async def audit_log(
     session: SessionDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    action: Annotated[str | None, Query(max_length=50)] = None,
+    action: Annotated[Text | None, Query(max_length=50)] = None,
 ) -> list[AuditPublic]:
     """The latest entries, newest first: everyone's for an admin, one's own for a user."""
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)

@@ -6,6 +6,7 @@ VolcImageError
 ├── Forbidden            403 forbidden (signed in, but not allowed)
 ├── NotFound             404 not_found
 ├── Conflict             409 conflict (the resource is in the wrong state)
+├── PayloadTooLarge      413 payload_too_large (the request body is over its route's limit)
 ├── RateLimited          429 rate_limit_exceeded (with `retry_after` seconds)
 ├── ServiceUnavailable   503 service_unavailable (the database or storage, for a while)
 └── UpstreamError        a VolcEngine call failed; `retryable` decides the queue's next step
@@ -40,6 +41,11 @@ class NotFound(VolcImageError):
 class Conflict(VolcImageError):
     status_code = 409
     code = "conflict"
+
+
+class PayloadTooLarge(VolcImageError):
+    status_code = 413
+    code = "payload_too_large"
 
 
 class Unauthorized(VolcImageError):

@@ -111,3 +111,30 @@ def test_websocket_through_nginx_queues_a_task_and_follows_it(
         assert refused["details"]["errors"][0]["field"] == "num_images"
         socket.send(json.dumps({"type": "dance"}))
         assert json.loads(socket.recv(timeout=10))["error"] == "validation_error"
+
+
+def test_bodies_over_their_routes_limit_are_413_in_the_apps_shape(
+    proxied: tuple[Server, Nginx],
+) -> None:
+    """Uploads may carry MAX_UPLOAD_SIZE (32m here), every other body 1m: nginx refuses the
+    rest before the app sees a byte, chunked bodies as they pass the limit."""
+    server, nginx = proxied
+    two_mb = b"x" * (2 * 1024 * 1024)
+    declared = httpx.post(f"{nginx.url}/api/v1/session", content=two_mb)
+    chunked = httpx.post(f"{nginx.url}/api/v1/generate", content=iter([two_mb[:1024], two_mb]))
+    for refused in (declared, chunked):
+        assert refused.status_code == 413, refused.text
+        assert refused.headers["content-type"] == "application/json"
+        answer = refused.json()
+        assert answer["error"] == "payload_too_large" and answer["message"] and "details" in answer
+    log = server.log_path.read_text()
+    assert "/api/v1/session" not in log and "/api/v1/generate" not in log, "refused by nginx"
+
+    within = httpx.post(f"{nginx.url}/api/v1/uploads", files={"file": ("x.png", two_mb)})
+    assert within.status_code == 400 and within.json()["details"]["field"] == "file"
+    over_app = b"\0" * (11 * 1024 * 1024)  # within nginx's 32m, over the app's 10 MB
+    refused = httpx.post(f"{nginx.url}/api/v1/uploads", files={"file": ("x.png", over_app)})
+    assert refused.status_code == 413 and refused.json()["details"]["limit"] > 10 * 1024 * 1024
+    over_nginx = b"\0" * (33 * 1024 * 1024)
+    refused = httpx.post(f"{nginx.url}/api/v1/uploads", files={"file": ("x.png", over_nginx)})
+    assert refused.status_code == 413 and refused.json()["error"] == "payload_too_large"

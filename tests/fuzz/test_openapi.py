@@ -18,10 +18,11 @@ from volcimage.config import load_settings
 from volcimage.migrate import migrate
 
 ROOT = Path(tempfile.mkdtemp(prefix="volcimage-fuzz-"))
-SETTINGS = load_settings(
-    _env_file=None,
-    **process_env(ROOT, f"sqlite+aiosqlite:///{ROOT}/data/database.db", RATE_LIMIT_PER_MINUTE=0),
+# SQLite here; VOLCIMAGE_FUZZ_DATABASE_URL (an empty database) runs it on PostgreSQL
+DATABASE_URL = os.environ.get(
+    "VOLCIMAGE_FUZZ_DATABASE_URL", f"sqlite+aiosqlite:///{ROOT}/data/database.db"
 )
+SETTINGS = load_settings(_env_file=None, **process_env(ROOT, DATABASE_URL, RATE_LIMIT_PER_MINUTE=0))
 migrate(SETTINGS)
 APP = create_app(SETTINGS, run_tasks=False)
 # The event stream never ends by itself; its shape is tested in the server tests.

@@ -95,7 +95,7 @@ def test_two_hundred_tasks_beside_fifty_readers_on_the_default_setup(tmp_path: P
             statuses = await _read_hard(server.url, ids, READ_SECONDS)
             return ids, asked, statuses, await _final(server.url, ids)
 
-        ids, asked, statuses, tasks = asyncio.run(run())
+        _, asked, statuses, tasks = asyncio.run(run())
         ark = aiohttp_get_json(server.url + "/emulator/_emulator/stats")
         visual = aiohttp_get_json(server.url + "/emulator/_emulator/visual/stats")
         log = server.log_path.read_text()

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +23,7 @@ from fastapi import (
 )
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
@@ -33,6 +33,7 @@ from zipstream import ZipStream
 from volcimage import audit
 from volcimage.db import utcnow
 from volcimage.errors import NotFound, ValidationError, VolcImageError, body_of, invalid_input
+from volcimage.storage.decoding import decode
 from volcimage.storage.files import Area, Store
 from volcimage.storage.uploads import clean_upload
 from volcimage.tasks import service, views
@@ -58,6 +59,7 @@ from volcimage.tasks.schemas import (
     ZipRequest,
     upload_public,
 )
+from volcimage.text import Text
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 
@@ -75,11 +77,20 @@ def _iso_only(value: object) -> object:
     return value
 
 
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
+def _in_utc(value: datetime) -> datetime:
+    """In UTC, as stored; a date whose UTC time is past year 1 or 9999 is out of range."""
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError("the date is out of range once converted to UTC") from None
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_utc)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid input: `{error, message, details}`"},
     404: {"description": "Not found: `{error, message}`"},
 }
+STATE_ERRORS = {**ERRORS, 409: {"description": "The task is in the wrong state for this"}}
 
 
 @router.post("/generate", status_code=201, response_model=GenerateResponse, responses=ERRORS)
@@ -121,7 +132,7 @@ async def _queue(
 
 
 @router.get("/task/{task_id}", response_model=TaskPublic, responses=ERRORS)
-async def get_task(task_id: str, state: StateDep, caller: CallerDep) -> TaskPublic:
+async def get_task(task_id: Text, state: StateDep, caller: CallerDep) -> TaskPublic:
     return await state.reads(service.show_task, task_id, caller, indexed=True)
 
 
@@ -143,9 +154,9 @@ async def list_tasks(
     )
 
 
-@router.post("/task/{task_id}/cancel", response_model=TaskPublic, responses=ERRORS)
+@router.post("/task/{task_id}/cancel", response_model=TaskPublic, responses=STATE_ERRORS)
 async def cancel_task(
-    task_id: str, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
+    task_id: Text, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> TaskPublic:
     task = await service.cancel_task(session, await service.get_task(session, task_id, caller))
     audit.record(session, request, "task.cancel", task_id)
@@ -155,9 +166,9 @@ async def cancel_task(
     return await _publish(state, "task.updated", task.id)
 
 
-@router.post("/task/{task_id}/retry", response_model=TaskPublic, responses=ERRORS)
+@router.post("/task/{task_id}/retry", response_model=TaskPublic, responses=STATE_ERRORS)
 async def retry_task(
-    task_id: str, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
+    task_id: Text, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> TaskPublic:
     task = await service.retry_task(
         session, await service.get_task(session, task_id, caller), state.settings
@@ -178,7 +189,7 @@ async def _publish(state: State, kind: str, pk: int) -> TaskPublic:
 
 @router.delete("/task/{task_id}", status_code=204, responses=ERRORS)
 async def delete_task(
-    task_id: str, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
+    task_id: Text, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> Response:
     """Cancel the task if it is running, then delete it with its images."""
     return await _delete(await service.get_task(session, task_id, caller), request, session, state)
@@ -190,13 +201,13 @@ async def history(
     caller: CallerDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    q: Annotated[str | None, Query(max_length=200, description="Search prompt text")] = None,
-    model: str | None = None,
+    q: Annotated[Text | None, Query(max_length=200, description="Search prompt text")] = None,
+    model: Text | None = None,
     status: TaskStatus | None = None,
     date_from: IsoDatetime | None = None,
     date_to: IsoDatetime | None = None,
     favorite: Annotated[bool | None, Query(description="With (or without) a favourite")] = None,
-    tag: Annotated[str | None, Query(max_length=50, description="With an image so tagged")] = None,
+    tag: Annotated[Text | None, Query(max_length=50, description="With an image so tagged")] = None,
 ) -> HistoryPage:
     total, tasks = await state.reads(
         functools.partial(
@@ -222,7 +233,7 @@ async def history(
 
 @router.delete("/history/{task_id}", status_code=204, responses=ERRORS)
 async def delete_history(
-    task_id: str, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
+    task_id: Text, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> Response:
     return await _delete(await service.get_task(session, task_id, caller), request, session, state)
 
@@ -240,7 +251,7 @@ async def _delete(task: Task, request: Request, session: AsyncSession, state: St
 
 @router.get("/images/{image_id}", response_class=FileResponse, responses=ERRORS)
 async def get_image(
-    image_id: str, session: SessionDep, state: StateDep, caller: CallerDep, download: bool = False
+    image_id: Text, session: SessionDep, state: StateDep, caller: CallerDep, download: bool = False
 ) -> Response:
     """The original file; `?download=1` makes it an attachment."""
     image = await service.get_image(session, image_id, caller)
@@ -257,7 +268,7 @@ async def get_image(
 
 @router.patch("/images/{image_id}", response_model=ImagePublic, responses=ERRORS)
 async def update_image(
-    image_id: str,
+    image_id: Text,
     change: ImageUpdate,
     request: Request,
     session: SessionDep,
@@ -287,7 +298,7 @@ async def archive(
     session: SessionDep,
     state: StateDep,
     caller: CallerDep,
-    ids: Annotated[str, Query(description="Comma-separated image ids, at most 500")],
+    ids: Annotated[Text, Query(description="Comma-separated image ids, at most 500")],
 ) -> StreamingResponse:
     """The originals of the given images as one ZIP, streamed as it is written (a link the
     page can follow; POST /images/zip takes the same list as JSON)."""
@@ -334,7 +345,7 @@ async def _zip(
 
 @router.get("/images/{image_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
 async def get_thumbnail(
-    image_id: str, session: SessionDep, state: StateDep, caller: CallerDep
+    image_id: Text, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> Response:
     image = await service.get_image(session, image_id, caller)
     return await _file(
@@ -401,7 +412,7 @@ async def upload(
     its size and pixels are bounded, its metadata (EXIF) is removed."""
     limit = state.settings.MAX_UPLOAD_MB * 1024 * 1024
     raw = await file.read(limit + 1)
-    clean = await asyncio.to_thread(
+    clean = await decode(
         clean_upload,
         raw,
         limit,
@@ -416,7 +427,7 @@ async def upload(
 
 @router.get("/uploads/{upload_id}", response_class=FileResponse, responses=ERRORS)
 async def get_upload(
-    upload_id: str, session: SessionDep, state: StateDep, caller: CallerDep
+    upload_id: Text, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> Response:
     stored = await service.get_upload(session, upload_id, caller)
     return await _file(
@@ -430,7 +441,7 @@ async def get_upload(
 
 @router.get("/uploads/{upload_id}/thumbnail", response_class=FileResponse, responses=ERRORS)
 async def get_upload_thumbnail(
-    upload_id: str, session: SessionDep, state: StateDep, caller: CallerDep
+    upload_id: Text, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> Response:
     stored = await service.get_upload(session, upload_id, caller)
     return await _file(
@@ -519,6 +530,8 @@ async def _command(text: str, websocket: WebSocket, state: State, caller: Caller
             queued = await _queue(body, websocket, session, state, caller)
     except json.JSONDecodeError:
         return {"type": "error", **body_of(ValidationError("The message is not valid JSON"))}
+    except RecursionError:  # json.loads of a message nested thousands deep
+        return {"type": "error", **body_of(ValidationError("The message is nested too deeply"))}
     except PydanticValidationError as exc:
         return {"type": "error", **jsonable_encoder(body_of(invalid_input(exc.errors())))}
     except VolcImageError as exc:

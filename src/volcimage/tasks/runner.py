@@ -47,6 +47,7 @@ from volcimage.providers.base import (
     UpstreamResult,
 )
 from volcimage.providers.catalog import Catalog, ModelInfo
+from volcimage.storage.decoding import decode
 from volcimage.storage.files import Store, write_atomic
 from volcimage.storage.images import SUFFIX, prepare
 from volcimage.tasks import views
@@ -636,7 +637,7 @@ class Runner:
             "scale": task.scale,
             "steps": task.steps,
         }
-        prepared = await asyncio.to_thread(
+        prepared = await decode(
             prepare,
             raw,
             parameters,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from sqlalchemy import Row
 
 from volcimage.tasks.models import Image, Upload
+from volcimage.text import Text
 
 
 class GenerateRequest(BaseModel):
@@ -30,9 +31,9 @@ class GenerateRequest(BaseModel):
         },
     )
 
-    prompt: str = Field(..., description="What to draw; the model's max_prompt_length applies")
-    negative_prompt: str | None = Field(None, max_length=2000)
-    model: str | None = Field(None, description="A catalog id from GET /models")
+    prompt: Text = Field(..., description="What to draw; the model's max_prompt_length applies")
+    negative_prompt: Text | None = Field(None, max_length=2000)
+    model: Text | None = Field(None, description="A catalog id from GET /models")
     width: int | None = Field(None, ge=1, le=16384)
     height: int | None = Field(None, ge=1, le=16384)
     num_images: int = Field(1, ge=1, le=15)
@@ -45,7 +46,7 @@ class GenerateRequest(BaseModel):
         description="Seedream 4.x: one call makes up to num_images related images (a series), "
         "each stored and announced as soon as it is streamed",
     )
-    reference_images: list[str] = Field(
+    reference_images: list[Text] = Field(
         default_factory=list,
         max_length=14,
         description="Ids from POST /uploads or of stored images, for models that take them",
@@ -111,8 +112,9 @@ class ImagePublic(BaseModel):
 
 
 # No control characters: they would not show, and one separates an image's tags in reads (views)
+# (this pattern replaces Text's, and refuses NUL too)
 Tag = Annotated[
-    str,
+    Text,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^\x00-\x1f\x7f]+$"
     ),
@@ -168,7 +170,7 @@ class TaskPublic(BaseModel):
 
 class ZipRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    image_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=36)]] = Field(
+    image_ids: list[Annotated[Text, StringConstraints(min_length=1, max_length=36)]] = Field(
         ..., max_length=500, description="Image ids, at most 500"
     )
 

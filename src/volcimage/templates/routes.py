@@ -16,6 +16,7 @@ from volcimage.tasks.deps import (
 )
 from volcimage.templates import service
 from volcimage.templates.models import PromptTemplate
+from volcimage.text import Text
 
 router = APIRouter(prefix="/api/v1", tags=["templates"])
 ERRORS: dict[int | str, dict[str, str]] = {
@@ -24,7 +25,7 @@ ERRORS: dict[int | str, dict[str, str]] = {
     409: {"description": "The name is taken, or the list is full"},
 }
 CLEARABLE = ("negative_prompt", "model")
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class TemplateParams(BaseModel):
@@ -44,18 +45,18 @@ class TemplateParams(BaseModel):
 class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: Name
-    prompt: str = Field(..., min_length=1, max_length=4000)
-    negative_prompt: str | None = Field(None, max_length=2000)
-    model: str | None = Field(None, max_length=50)
+    prompt: Text = Field(..., min_length=1, max_length=4000)
+    negative_prompt: Text | None = Field(None, max_length=2000)
+    model: Text | None = Field(None, max_length=50)
     params: TemplateParams = Field(default_factory=TemplateParams)
 
 
 class TemplateChange(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: Name | None = None
-    prompt: str | None = Field(None, min_length=1, max_length=4000)
-    negative_prompt: str | None = Field(None, max_length=2000)
-    model: str | None = Field(None, max_length=50)
+    prompt: Text | None = Field(None, min_length=1, max_length=4000)
+    negative_prompt: Text | None = Field(None, max_length=2000)
+    model: Text | None = Field(None, max_length=50)
     params: TemplateParams | None = None
 
 
@@ -110,7 +111,7 @@ async def create_template(
 
 @router.patch("/templates/{template_id}", response_model=TemplatePublic, responses=ERRORS)
 async def update_template(
-    template_id: str,
+    template_id: Text,
     change: TemplateChange,
     session: SessionDep,
     state: StateDep,
@@ -131,7 +132,7 @@ async def update_template(
 
 @router.delete("/templates/{template_id}", status_code=204, responses=ERRORS)
 async def delete_template(
-    template_id: str, request: Request, session: SessionDep, caller: CallerDep
+    template_id: Text, request: Request, session: SessionDep, caller: CallerDep
 ) -> Response:
     template = await service.get_template(session, template_id, caller)
     await session.delete(template)

@@ -19,6 +19,7 @@ from volcimage.tasks.deps import (
     State,
     StateDep,
 )
+from volcimage.text import Text
 from volcimage.users import service
 from volcimage.users.models import User
 
@@ -43,15 +44,15 @@ class UserInfo(BaseModel):
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    username: str = Field(..., min_length=1, max_length=50)
-    password: str = Field(..., min_length=1, max_length=200)
+    username: Text = Field(..., min_length=1, max_length=50)
+    password: Text = Field(..., min_length=1, max_length=200)
     is_admin: bool = False
     daily_image_quota: int | None = Field(None, ge=0, le=1_000_000)
 
 
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    password: str | None = Field(None, min_length=1, max_length=200)
+    password: Text | None = Field(None, min_length=1, max_length=200)
     is_admin: bool | None = None
     disabled: bool | None = None
     daily_image_quota: int | None = Field(None, ge=0, le=1_000_000)
@@ -60,8 +61,8 @@ class UserUpdate(BaseModel):
 
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    current_password: str = Field(..., min_length=1, max_length=200)
-    new_password: str = Field(..., min_length=1, max_length=200)
+    current_password: Text = Field(..., min_length=1, max_length=200)
+    new_password: Text = Field(..., min_length=1, max_length=200)
 
 
 def _admin_only(caller: Caller, state: State) -> None:
@@ -108,7 +109,7 @@ async def create_user(
 
 @router.patch("/users/{username}", response_model=UserInfo, responses=ERRORS)
 async def update_user(
-    username: str,
+    username: Text,
     change: UserUpdate,
     request: Request,
     session: SessionDep,
