@@ -20,6 +20,7 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from volcimage.db import Reads, utcnow
 from volcimage.errors import UpstreamError
 from volcimage.metrics import IMAGES_STORED, UPSTREAM_CALLS, UPSTREAM_SECONDS
 from volcimage.providers.base import (
+    RETRY_AFTER_CAP,
     ImageRequest,
     JobProvider,
     Provider,
@@ -57,6 +59,8 @@ UPSTREAM_BUDGET_LOCK = 0x766F6C63  # pg advisory lock key of the shared upstream
 CLAIM_LOCK = 0x766F6C64  # pg advisory lock key of claiming (the global concurrency cap)
 SLOT_STRIDE = 16  # image positions: slot * SLOT_STRIDE + index within the answer
 IMAGE_ID_NAMESPACE = uuid.UUID("5b0c6f1e-6a43-4a53-9c3e-766f6c63696d")
+STREAM_CUT_OFF = "the stream was cut off"
+GROUP_SHORT = "the upstream ended the group with fewer images than asked for"
 
 
 class LeaseLost(Exception):
@@ -67,6 +71,7 @@ class LeaseLost(Exception):
 class SlotOutcome:
     stored: int
     refused: list[UpstreamImage]
+    cut_off: str | None = None  # why a group's stream ended early
 
 
 def slot_seed(seed: int | None, slot: int) -> int | None:
@@ -78,10 +83,11 @@ def slot_seed(seed: int | None, slot: int) -> int | None:
 
 
 def backoff_seconds(settings: Settings, retry_count: int, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter, never sooner than the upstream's Retry-After."""
+    """Exponential backoff with full jitter, never sooner than the upstream's Retry-After up
+    to RETRY_AFTER_CAP (a day's Retry-After would hold the task a day)."""
     ceiling = min(settings.RETRY_MAX_DELAY, settings.RETRY_BASE_DELAY * 2**retry_count)
     delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    return max(delay, min(retry_after or 0.0, RETRY_AFTER_CAP))
 
 
 class Runner:
@@ -351,11 +357,16 @@ class Runner:
             else:
                 await self._finish(pk, TaskStatus.FAILED, code, message)
             return
+        status = TaskStatus.COMPLETED if stored else TaskStatus.FAILED
         if refused:
             code = refused[0].error_code or "ImageRefused"
             message = f"{len(refused)} image(s) refused by the upstream: {refused[0].error_message}"
-            status = TaskStatus.COMPLETED if stored else TaskStatus.FAILED
             await self._finish(pk, status, code, message)
+            return
+        if stored < snapshot.num_images:  # a group the upstream ended early, or was cut off
+            reason = next((o.cut_off for o in outcomes if o.cut_off), GROUP_SHORT)
+            message = f"{stored} of {snapshot.num_images} images made: {reason}"
+            await self._finish(pk, status, "partial" if stored else "NoImage", message)
             return
         await self._finish(pk, TaskStatus.COMPLETED, None, None)
 
@@ -384,7 +395,7 @@ class Runner:
             await session.commit()
         for index in range(len(images)):
             _staged_path(self.staging_dir, task.task_id, slot, index).unlink(missing_ok=True)
-        return SlotOutcome(stored=stored, refused=refused)
+        return SlotOutcome(stored=stored, refused=refused, cut_off=response.get("cut_off"))
 
     async def _begin_call(self, task: _TaskSnapshot, model: ModelInfo, slot: int) -> UpstreamCall:
         """Returns the slot's call row; `calling` means the paid call must be made now."""
@@ -405,6 +416,7 @@ class Runner:
                 elif call.state == CallState.CALLING and (call.response or {}).get("partial"):
                     # A streamed group was cut off: keep what arrived, never pay again.
                     call.state = CallState.RECEIVED
+                    call.response = {**(call.response or {}), "cut_off": STREAM_CUT_OFF}
                     await self._commit_or_lost(session)
                     log.warning(
                         "stream was interrupted; keeping the images it delivered",
@@ -526,6 +538,8 @@ class Runner:
             for index, image in enumerate(result.images)
         ]
         response = {"images": images, "usage": result.usage}
+        if result.cut_off:
+            response["cut_off"] = result.cut_off
         async with self.sessionmaker() as session:
             await session.execute(
                 update(UpstreamCall)
@@ -559,9 +573,11 @@ class Runner:
         self, task: _TaskSnapshot, provider: Provider, request: ImageRequest, call: UpstreamCall
     ) -> UpstreamResult:
         """A streamed group: each image is saved in the call's answer and stored as it comes,
-        so the page shows it at once and a crash mid-stream keeps what was paid for."""
+        so the page shows it at once and a crash mid-stream keeps what was paid for. So does a
+        stream that fails once images came: asking again would buy the whole group again."""
         images: list[dict[str, Any]] = []
-        async for image in cast(StreamProvider, provider).stream(request):
+        failed: list[UpstreamError] = []
+        async for image in _until_failure(cast(StreamProvider, provider).stream(request), failed):
             images.append(await self._staged(task, call.slot, len(images), image))
             async with self.sessionmaker() as session:
                 await session.execute(
@@ -573,7 +589,16 @@ class Runner:
             if not image.error_code:
                 stored = UpstreamImage(**images[-1])
                 await self._store_image(task, provider, call.slot, len(images) - 1, stored)
-        return UpstreamResult(images=[UpstreamImage(**item) for item in images])
+        kept = [UpstreamImage(**item) for item in images]
+        if not failed:
+            return UpstreamResult(images=kept)
+        if all(image.error_code for image in kept):
+            raise failed[0]
+        log.warning(
+            "stream failed; keeping the images it delivered",
+            extra={"task_id": task.task_id, "code": failed[0].upstream_code},
+        )
+        return UpstreamResult(images=kept, cut_off=f"{STREAM_CUT_OFF} ({failed[0].message})")
 
     async def _references(self, task: _TaskSnapshot) -> tuple[str, ...]:
         """The task's reference images as data URLs; final failure if one is gone."""
@@ -813,6 +838,17 @@ class _TaskSnapshot:
     def slots(self) -> int:
         """Paid calls: one per image, or one for a whole group."""
         return 1 if self.group else self.num_images
+
+
+async def _until_failure(
+    images: AsyncIterator[UpstreamImage], failed: list[UpstreamError]
+) -> AsyncIterator[UpstreamImage]:
+    """The stream's images until it fails, its error put in `failed`."""
+    try:
+        async for image in images:
+            yield image
+    except UpstreamError as exc:
+        failed.append(exc)
 
 
 def _staged_path(staging_dir: Path, task_id: str, slot: int, index: int) -> Path:
