@@ -14,8 +14,35 @@ VolcImageError
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+REDACTED = "***"
+# Credential shapes an upstream may echo back: a whole Authorization header's value, a bearer
+# token, a V4 signature's credential and signature, a key or token field.
+_CREDENTIAL_SHAPES = re.compile(
+    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)"
+    r"(?:[\w-]+\s+)?[^\s\"',}]+(?:\s*,\s*[\w-]+=[^\s\"',}]+)*"
+    r"|(bearer\s+)[\w.~+/=-]+"
+    r"|((?:credential|signature|x-api-key|api[-_]?key|access[-_]?key(?:[-_]?id)?"
+    r"|secret[-_]?(?:access[-_]?)?key|token)[\"']?\s*[:=]\s*[\"']?)[\w.~+/=-]+"
+)
+_secrets: set[str] = set()
+
+
+def hide_secrets(values: Iterable[str]) -> None:
+    """Values (the configured keys) that `redact` removes from every upstream text."""
+    _secrets.update(v for v in values if len(v) >= 4)
+
+
+def redact(text: str) -> str:
+    """Upstream text without credentials: an upstream may echo the request's headers."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return _CREDENTIAL_SHAPES.sub(
+        lambda m: next(g for g in m.groups() if g is not None) + REDACTED, text
+    )
 
 
 class VolcImageError(Exception):
@@ -75,7 +102,8 @@ class ServiceUnavailable(VolcImageError):
 
 
 class UpstreamError(VolcImageError):
-    """A failed upstream call, classified once in the provider layer."""
+    """A failed upstream call, classified once in the provider layer. Its text may quote the
+    upstream, so it is redacted here, before anything stores or shows it."""
 
     status_code = 502
     code = "upstream_error"
@@ -90,11 +118,12 @@ class UpstreamError(VolcImageError):
         http_status: int | None = None,
         job_gone: bool = False,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         # job_gone: the upstream's asynchronous job is over (failed or expired); a retry must
         # submit a new one instead of polling this one again.
         self.job_gone = job_gone
-        self.upstream_code = upstream_code
+        self.upstream_code = redact(upstream_code)
         self.retryable = retryable
         self.retry_after = retry_after
         self.http_status = http_status

@@ -306,6 +306,24 @@ def test_group_images_appear_one_by_one(
     expect(card.get_by_test_id("task-status")).to_have_text("已完成")
 
 
+def test_a_group_that_came_short_says_how_many_images_it_has(
+    page: Page, studio_url: str, emulator: httpx.Client
+) -> None:
+    open_studio(page, studio_url)
+    emulator.post("/faults", json={"faults": ["group_short"]})  # the group ends an image short
+    page.get_by_test_id("model-select").select_option("seedream-4.0")
+    page.get_by_test_id("group").check()
+    prompt = unique("a three panel story")
+    page.get_by_test_id("prompt").fill(prompt)
+    page.get_by_test_id("count").fill("3")
+    page.get_by_test_id("generate").click()
+    card = page.get_by_test_id("gallery-task").filter(has_text=prompt)
+    expect(card.get_by_test_id("task-status")).to_have_text("部分完成 2/3", timeout=20_000)
+    expect(card.get_by_test_id("gallery-image")).to_have_count(2)
+    expect(card.get_by_test_id("skeleton")).to_have_count(0)
+    expect(card.get_by_test_id("task-error")).to_contain_text("2 of 3 images made")
+
+
 def test_history_loads_more_as_it_scrolls(page: Page, studio_url: str) -> None:
     marker = uuid.uuid4().hex[:8]
     with httpx.Client(base_url=studio_url) as client:

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image as PILImage
 from volcenginesdkarkruntime import Ark, AsyncArk
 from volcenginesdkarkruntime._exceptions import (
@@ -25,7 +22,7 @@ from volcenginesdkarkruntime._exceptions import (
 )
 from volcenginesdkarkruntime.types.images import SequentialImageGenerationOptions
 
-from tests.support import free_port
+from tests.support import serve_app
 from volcimage.config import load_settings
 from volcimage.emulator.app import create_emulator_app
 from volcimage.emulator.render import render_image
@@ -38,18 +35,10 @@ SEEDEDIT = "doubao-seededit-3-0-i2i-250628"
 
 @pytest.fixture(scope="module")
 def emulator_url() -> Iterator[str]:
-    port = free_port()
-    app = create_emulator_app(load_settings(_env_file=None, EMULATOR_LATENCY_MS=0))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "emulator did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(
+        create_emulator_app(load_settings(_env_file=None, EMULATOR_LATENCY_MS=0))
+    ) as url:
+        yield url
 
 
 @pytest.fixture

@@ -126,3 +126,7 @@ def test_worker_killed_mid_stream_keeps_the_group_images_it_had_and_pays_once(
         assert task["status"] == "completed", task
         assert len(task["images"]) == delivered, "what arrived is kept; the rest is not re-bought"
         assert stack.emulator_stats()["generation_calls"] == 1
+        assert task["error"] == {  # and the task says it has fewer than asked
+            "code": "partial",
+            "message": f"{delivered} of 3 images made: the stream was cut off",
+        }

@@ -66,6 +66,7 @@ def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(delays) > 1
     assert backoff_seconds(settings, 0, 30) == 30
+    assert backoff_seconds(settings, 0, 86400) == backoff_seconds(settings, 0, 1e12) == 600
 
 
 def test_logs_redact_secrets_in_messages_and_fields(tmp_path: Path) -> None:

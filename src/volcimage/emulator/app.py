@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -86,9 +86,11 @@ FAULTS: dict[str, tuple[int, str, str, dict[str, str]]] = {
     "quota": (429, "QuotaExceeded", "TooManyRequests", {}),
     "auth": (401, "AuthenticationError", "Unauthorized", {}),
 }
-# Faults that let the generation succeed and spoil the download of its result instead.
-DOWNLOAD_FAULTS = ("expired_url", "truncated", "group_partial")
+# Faults that let the generation succeed and spoil its answer or the download of its result.
+DOWNLOAD_FAULTS = ("expired_url", "truncated", "group_partial", "group_short", "stream_cut")
 # group_partial: the second image of a group fails the content check; the rest go on (the docs)
+# group_short: the group ends, normally, one image short of max_images (the model decides)
+# stream_cut: a group's stream stops after its first image, without its `completed` event
 REFUSED_IN_GROUP = {
     "code": "OutputImageSensitiveContentDetected",
     "message": "The generated image may contain sensitive content.",
@@ -167,6 +169,8 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
             state.generation_failures += 1
             return _error(exc, request_id)
         base = str(request.base_url)
+        if download_fault == "group_short":
+            plan = replace(plan, count=max(1, plan.count - 1))
         if body.get("stream"):
             return StreamingResponse(
                 _stream(plan, state, base, download_fault),
@@ -469,6 +473,8 @@ async def _stream(
             made += 1
             state.images_generated += 1
         yield f"data: {json.dumps(event)}\n\n"
+        if fault == "stream_cut":
+            return
     done = {
         "type": "image_generation.completed",
         "model": plan.model,

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import email.utils
+import json
 import logging
+import math
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 from volcenginesdkarkruntime import AsyncArk
 from volcenginesdkarkruntime._exceptions import (
     ArkAPIConnectionError,
@@ -18,7 +23,14 @@ from volcenginesdkarkruntime._exceptions import (
 from volcenginesdkarkruntime.types.images.images import SequentialImageGenerationOptions
 
 from volcimage.errors import UpstreamError
-from volcimage.providers.base import ImageRequest, UpstreamImage, UpstreamResult
+from volcimage.providers.base import (
+    RETRY_AFTER_CAP,
+    ImageRequest,
+    UpstreamImage,
+    UpstreamResult,
+    malformed,
+)
+from volcimage.providers.download import checked_inline, fetch_url
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +60,12 @@ class ArkProvider:
             http_client=self._http,
         )
         self._response_format = response_format
+        self._timeout = timeout
 
     async def generate(self, request: ImageRequest) -> UpstreamResult:
         async with _classified():
             response = await self._client.images.generate(**self._arguments(request))
-        images = [_image_of(item) for item in response.data or []]
-        usage = response.usage.model_dump() if response.usage is not None else {}
-        request_id = getattr(response, "_request_id", None)
-        return UpstreamResult(images=images, request_id=request_id, usage=usage)
+        return _result_of(response)
 
     async def stream(self, request: ImageRequest) -> AsyncIterator[UpstreamImage]:
         """A Seedream 4.x group, streamed: each image as soon as Ark has it."""
@@ -71,9 +81,12 @@ class ArkProvider:
             events = await self._client.images.generate(**arguments)
             try:
                 async for event in events:
-                    if event.type.endswith("completed"):
+                    kind = getattr(event, "type", None)
+                    if not isinstance(kind, str):
+                        raise malformed("Ark", "a stream event without a `type`")
+                    if kind.endswith("completed"):
                         return
-                    yield _image_of(event)
+                    yield _image_of(event, "a stream event")
             except ArkAPIError as exc:
                 if isinstance(exc, ArkAPIStatusError):
                     raise
@@ -84,6 +97,12 @@ class ArkProvider:
                     error_code=str(body.get("code") or "StreamError"),
                     error_message=str(body.get("message") or exc.message),
                 )
+                return
+        raise UpstreamError(
+            "Ark's stream ended before its `completed` event",
+            upstream_code="StreamCutOff",
+            retryable=True,
+        )
 
     def _arguments(self, request: ImageRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -106,7 +125,7 @@ class ArkProvider:
         return kwargs
 
     async def fetch(self, url: str) -> bytes:
-        return await fetch_url(self._http, url)
+        return await fetch_url(self._http, url, self._timeout)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -123,69 +142,85 @@ async def _classified() -> AsyncIterator[None]:
         raise UpstreamError(
             "Ark did not answer in time", upstream_code="Timeout", retryable=True
         ) from None
-    except ArkAPIConnectionError:
+    except (ArkAPIConnectionError, httpx.HTTPError):  # a stream read fails unwrapped
         raise UpstreamError(
             "Could not connect to Ark", upstream_code="ConnectionError", retryable=True
         ) from None
+    except json.JSONDecodeError:
+        raise malformed("Ark", "the answer is not JSON") from None
 
 
-def _image_of(item: Any) -> UpstreamImage:
-    error = getattr(item, "error", None)
-    if isinstance(error, dict):  # stream events leave nested objects as dicts
-        return UpstreamImage(error_code=error.get("code"), error_message=error.get("message"))
-    if error is not None:
-        return UpstreamImage(error_code=error.code, error_message=error.message)
-    return UpstreamImage(
-        url=getattr(item, "url", None),
-        b64_json=getattr(item, "b64_json", None),
-        size=getattr(item, "size", None),
+def _result_of(response: object) -> UpstreamResult:
+    """The images of an answer, whose shape is checked: the client hands back what came."""
+    if not isinstance(response, BaseModel):  # text or a list, as it came
+        raise malformed("Ark", "the answer is not a JSON object")
+    data = getattr(response, "data", None)
+    if not data:
+        shown = "missing or null" if data is None else "empty"
+        raise UpstreamError(
+            f"Ark answered without any image (`data` is {shown})",
+            upstream_code="NoImage",
+            retryable=False,
+        )
+    if not isinstance(data, list):
+        raise malformed("Ark", "`data` is not a list")
+    images = [_image_of(item, f"`data[{i}]`") for i, item in enumerate(data)]
+    usage = getattr(response, "usage", None)
+    return UpstreamResult(
+        images=images,
+        request_id=getattr(response, "_request_id", None),
+        usage=usage.model_dump() if isinstance(usage, BaseModel) else {},
     )
 
 
+def _image_of(item: Any, where: str) -> UpstreamImage:
+    error = getattr(item, "error", None)
+    if error is not None:
+        # stream events leave nested objects as dicts; a bare value is taken as the message
+        fields = error if isinstance(error, dict) else getattr(error, "__dict__", None)
+        fields = fields if isinstance(fields, dict) else {"message": error}
+        return UpstreamImage(
+            error_code=str(fields.get("code") or "ImageRefused"),
+            error_message=str(fields.get("message") or "no message"),
+        )
+    url, b64, size = (getattr(item, name, None) for name in ("url", "b64_json", "size"))
+    size = str(size) if size else None
+    if isinstance(b64, str) and b64:
+        return UpstreamImage(b64_json=checked_inline("Ark", b64), size=size)
+    if isinstance(url, str) and url.startswith(("https://", "http://")):
+        return UpstreamImage(url=url, size=size)
+    raise malformed("Ark", f"{where} has neither an image URL nor base64 data")
+
+
 def classify_status_error(exc: ArkAPIStatusError) -> UpstreamError:
-    code = exc.code or f"HTTP{exc.status_code}"
+    code = str(exc.code or f"HTTP{exc.status_code}")
     message = exc.body.get("message") if isinstance(exc.body, dict) else None
     status = exc.status_code
     retryable = status >= 500 or (status == 429 and code not in FINAL_RATE_CODES)
-    retry_after = _retry_after(exc.response.headers.get("retry-after"))
+    text = f"Ark refused the request ({code}): {message or 'no message'}"
+    asked = retry_after_seconds(exc.response.headers.get("retry-after"))
+    if asked is not None and asked > RETRY_AFTER_CAP:
+        text += f" (Retry-After asked for {asked:g} s; waiting at most {RETRY_AFTER_CAP:g} s)"
     return UpstreamError(
-        f"Ark refused the request ({code}): {message or 'no message'}",
+        text,
         upstream_code=code,
         retryable=retryable,
-        retry_after=retry_after,
+        retry_after=None if asked is None else min(asked, RETRY_AFTER_CAP),
         http_status=status,
     )
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header's seconds (a number or an HTTP date, RFC 9110), or None."""
+    if not value:
         return None
-
-
-async def fetch_url(client: httpx.AsyncClient, url: str) -> bytes:
-    """Download a result; an expired or missing URL is final (it will not come back)."""
     try:
-        response = await client.get(url)
-    except httpx.HTTPError as exc:
-        raise UpstreamError(
-            f"Downloading the result failed: {type(exc).__name__}",
-            upstream_code="DownloadFailed",
-            retryable=True,
-        ) from None
-    if response.status_code in (403, 404, 410):
-        raise UpstreamError(
-            f"The result URL has expired or is gone (HTTP {response.status_code})",
-            upstream_code="ResultExpired",
-            retryable=False,
-            http_status=response.status_code,
-        )
-    if response.status_code >= 400:
-        raise UpstreamError(
-            f"Downloading the result failed (HTTP {response.status_code})",
-            upstream_code="DownloadFailed",
-            retryable=True,
-            http_status=response.status_code,
-        )
-    return response.content
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return None if math.isnan(seconds) else max(0.0, seconds)

@@ -6,6 +6,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from volcimage.errors import UpstreamError, redact
+
+# The longest an upstream's Retry-After holds a task back: Ark's limits are per minute (IPM,
+# RPM), so a longer wait is a broken or hostile answer, not a rate limit (docs/decisions.md).
+RETRY_AFTER_CAP = 600.0
+
+
+def malformed(upstream: str, what: str) -> UpstreamError:
+    """An answer of a shape the API does not give: final, since asking again pays again."""
+    return UpstreamError(
+        f"{upstream} gave a malformed answer: {what}",
+        upstream_code="MalformedResponse",
+        retryable=False,
+    )
+
 
 @dataclass(frozen=True)
 class ImageRequest:
@@ -35,12 +50,20 @@ class UpstreamImage:
     error_code: str | None = None
     error_message: str | None = None
 
+    def __post_init__(self) -> None:
+        # a refusal's text is the upstream's, shown in the task's error
+        if self.error_code:
+            self.error_code = redact(self.error_code)
+        if self.error_message:
+            self.error_message = redact(self.error_message)
+
 
 @dataclass
 class UpstreamResult:
     images: list[UpstreamImage]
     request_id: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
+    cut_off: str | None = None  # why a streamed group has fewer images than it would have
 
 
 class Provider(Protocol):

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from volcimage.config import Settings
+from volcimage.errors import hide_secrets
 from volcimage.providers.ark import ArkProvider
 from volcimage.providers.base import Provider
 from volcimage.providers.local import StreamingASGITransport
@@ -17,6 +18,7 @@ EMULATOR_BASE = "http://emulator"
 
 def build_providers(settings: Settings, emulator: Any = None) -> dict[str, Provider]:
     """`emulator`: the demo-mode emulator ASGI app to share (one is made when not given)."""
+    hide_secrets(settings.secrets())  # from every upstream text, should one echo a key
     if settings.ark_mode == "real":
         key = settings.ARK_API_KEY.get_secret_value() if settings.ARK_API_KEY else ""
         ark = ArkProvider(

@@ -17,8 +17,8 @@ from volcengine.base.Request import Request
 from volcengine.Credentials import Credentials
 
 from volcimage.errors import UpstreamError
-from volcimage.providers.ark import fetch_url
-from volcimage.providers.base import ImageRequest, UpstreamImage, UpstreamResult
+from volcimage.providers.base import ImageRequest, UpstreamImage, UpstreamResult, malformed
+from volcimage.providers.download import checked_inline, fetch_url
 
 VERSION = "2022-08-31"
 SUCCESS = 10000
@@ -45,6 +45,7 @@ class VisualProvider:
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         self._url = httpx.URL(base_url)
         self._credentials = Credentials(access_key, secret_key, service, region)
+        self._timeout = timeout
 
     async def generate(self, request: ImageRequest) -> UpstreamResult:
         """One synchronous call (CVProcess)."""
@@ -53,7 +54,7 @@ class VisualProvider:
 
     async def submit(self, request: ImageRequest) -> str:
         answer = await self._call("CVSync2AsyncSubmitTask", self._body(request))
-        job_id = (answer.get("data") or {}).get("task_id")
+        job_id = _data(answer).get("task_id")
         if not job_id:
             raise UpstreamError(
                 "The Visual API accepted the job but gave no task_id",
@@ -69,7 +70,7 @@ class VisualProvider:
             "req_json": json.dumps({"return_url": False}),
         }
         answer = await self._call("CVSync2AsyncGetResult", body, job=True)
-        status = (answer.get("data") or {}).get("status")
+        status = _data(answer).get("status")
         if status in RUNNING:
             return None
         if status == "done":
@@ -82,7 +83,7 @@ class VisualProvider:
         )
 
     async def fetch(self, url: str) -> bytes:
-        return await fetch_url(self._http, url)
+        return await fetch_url(self._http, url, self._timeout)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -146,13 +147,10 @@ def _checked(response: httpx.Response, job: bool) -> dict[str, Any]:
             http_status=response.status_code,
         ) from None
     if not isinstance(answer, dict):
-        raise UpstreamError(
-            "The Visual API answered with an unexpected shape",
-            upstream_code="MalformedResponse",
-            retryable=False,
-        )
-    meta_error = (answer.get("ResponseMetadata") or {}).get("Error")
+        raise malformed("The Visual API", "the answer is not a JSON object")
+    meta_error = _object(answer.get("ResponseMetadata"), "`ResponseMetadata`").get("Error")
     if meta_error:  # signature and access failures
+        meta_error = _object(meta_error, "`ResponseMetadata.Error`")
         meta_code = str(meta_error.get("Code") or f"HTTP{response.status_code}")
         raise UpstreamError(
             f"The Visual API refused the credentials ({meta_code}): "
@@ -162,6 +160,8 @@ def _checked(response: httpx.Response, job: bool) -> dict[str, Any]:
             http_status=response.status_code,
         )
     code = answer.get("code")
+    if not isinstance(code, int):
+        raise malformed("The Visual API", "`code` is missing or not a number")
     if code != SUCCESS:
         retryable = code in RETRYABLE_CODES
         raise UpstreamError(
@@ -176,13 +176,37 @@ def _checked(response: httpx.Response, job: bool) -> dict[str, Any]:
     return answer
 
 
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """A part of the answer that must be an object (absent or null: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise malformed("The Visual API", f"{what} is not an object")
+    return value
+
+
+def _data(answer: dict[str, Any]) -> dict[str, Any]:
+    return _object(answer.get("data"), "`data`")
+
+
+def _strings(data: dict[str, Any], name: str) -> list[str]:
+    value = data.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(v, str | None) for v in value):
+        raise malformed("The Visual API", f"`data.{name}` is not a list of strings")
+    return [v for v in value if v]
+
+
 def _images(answer: dict[str, Any]) -> UpstreamResult:
-    data = answer.get("data") or {}
-    encoded = data.get("binary_data_base64") or []
-    urls = data.get("image_urls") or []
-    images = [UpstreamImage(b64_json=item) for item in encoded if item]
+    data = _data(answer)
+    images = [
+        UpstreamImage(b64_json=checked_inline("The Visual API", item))
+        for item in _strings(data, "binary_data_base64")
+    ]
     if not images:
-        images = [UpstreamImage(url=url) for url in urls if url]
+        urls = _strings(data, "image_urls")
+        if any(not url.startswith(("https://", "http://")) for url in urls):
+            raise malformed("The Visual API", "`data.image_urls` holds something not a URL")
+        images = [UpstreamImage(url=url) for url in urls]
     if not images:
         raise UpstreamError(
             "The Visual API finished the job without any image",

@@ -20,7 +20,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +39,7 @@ from volcimage.errors import UpstreamError
 from volcimage.metrics import IMAGES_STORED, UPSTREAM_CALLS, UPSTREAM_SECONDS
 from volcimage.outages import is_outage
 from volcimage.providers.base import (
+    RETRY_AFTER_CAP,
     ImageRequest,
     JobProvider,
     Provider,
@@ -65,6 +66,8 @@ SLOT_STRIDE = 16  # image positions: slot * SLOT_STRIDE + index within the answe
 IMAGE_ID_NAMESPACE = uuid.UUID("5b0c6f1e-6a43-4a53-9c3e-766f6c63696d")
 WRITE_RETRY_MAX_SECONDS = 2.0  # a held write is tried again at least this often
 T = TypeVar("T")
+STREAM_CUT_OFF = "the stream was cut off"
+GROUP_SHORT = "the upstream ended the group with fewer images than asked for"
 
 
 class LeaseLost(Exception):
@@ -75,6 +78,7 @@ class LeaseLost(Exception):
 class SlotOutcome:
     stored: int
     refused: list[UpstreamImage]
+    cut_off: str | None = None  # why a group's stream ended early
 
 
 def slot_seed(seed: int | None, slot: int) -> int | None:
@@ -86,10 +90,11 @@ def slot_seed(seed: int | None, slot: int) -> int | None:
 
 
 def backoff_seconds(settings: Settings, retry_count: int, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter, never sooner than the upstream's Retry-After."""
+    """Exponential backoff with full jitter, never sooner than the upstream's Retry-After up
+    to RETRY_AFTER_CAP (a day's Retry-After would hold the task a day)."""
     ceiling = min(settings.RETRY_MAX_DELAY, settings.RETRY_BASE_DELAY * 2**retry_count)
     delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    return max(delay, min(retry_after or 0.0, RETRY_AFTER_CAP))
 
 
 class Runner:
@@ -360,11 +365,16 @@ class Runner:
             else:
                 await self._finish(pk, TaskStatus.FAILED, code, message)
             return
+        status = TaskStatus.COMPLETED if stored else TaskStatus.FAILED
         if refused:
             code = refused[0].error_code or "ImageRefused"
             message = f"{len(refused)} image(s) refused by the upstream: {refused[0].error_message}"
-            status = TaskStatus.COMPLETED if stored else TaskStatus.FAILED
             await self._finish(pk, status, code, message)
+            return
+        if stored < snapshot.num_images:  # a group the upstream ended early, or was cut off
+            reason = next((o.cut_off for o in outcomes if o.cut_off), GROUP_SHORT)
+            message = f"{stored} of {snapshot.num_images} images made: {reason}"
+            await self._finish(pk, status, "partial" if stored else "NoImage", message)
             return
         await self._finish(pk, TaskStatus.COMPLETED, None, None)
 
@@ -387,7 +397,7 @@ class Runner:
         await self._update_call(call.id, state=CallState.STORED)
         for index in range(len(images)):
             _staged_path(self.staging_dir, task.task_id, slot, index).unlink(missing_ok=True)
-        return SlotOutcome(stored=stored, refused=refused)
+        return SlotOutcome(stored=stored, refused=refused, cut_off=response.get("cut_off"))
 
     async def _begin_call(self, task: _TaskSnapshot, model: ModelInfo, slot: int) -> UpstreamCall:
         """Returns the slot's call row; `calling` means the paid call must be made now."""
@@ -420,6 +430,7 @@ class Runner:
         elif call.state == CallState.CALLING and (call.response or {}).get("partial"):
             # A streamed group was cut off: keep what arrived, never pay again.
             call.state = CallState.RECEIVED
+            call.response = {**(call.response or {}), "cut_off": STREAM_CUT_OFF}
             log.warning(
                 "stream was interrupted; keeping the images it delivered",
                 extra={"task_id": task.task_id, "slot": slot},
@@ -488,23 +499,16 @@ class Runner:
                 reference_images=await self._references(task),
                 group_size=task.num_images if task.group else 0,
             )
-            async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
-                if task.group:
-                    result = await self._stream_group(task, provider, request, call)
-                elif model.asynchronous:
-                    result = await self._submit_and_poll(provider, request, call)
-                else:
-                    result = await provider.generate(request)
+            if task.group:  # keeps its own time: what came before it ran out is kept
+                result = await self._stream_group(task, provider, request, call)
+            else:
+                async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
+                    if model.asynchronous:
+                        result = await self._submit_and_poll(provider, request, call)
+                    else:
+                        result = await provider.generate(request)
         except (UpstreamError, TimeoutError) as exc:
-            error = (
-                exc
-                if isinstance(exc, UpstreamError)
-                else UpstreamError(
-                    f"No answer within REQUEST_TIMEOUT ({self.settings.REQUEST_TIMEOUT:g} s)",
-                    upstream_code="Timeout",
-                    retryable=True,
-                )
-            )
+            error = exc if isinstance(exc, UpstreamError) else self._timed_out()
             await self._update_call(
                 call.id,
                 state=CallState.FAILED,
@@ -532,6 +536,8 @@ class Runner:
             for index, image in enumerate(result.images)
         ]
         response = {"images": images, "usage": result.usage}
+        if result.cut_off:
+            response["cut_off"] = result.cut_off
         await self._update_call(
             call.id,
             state=CallState.RECEIVED,
@@ -543,6 +549,13 @@ class Runner:
         log.info(
             "upstream answered",
             extra={"task_id": task.task_id, "slot": call.slot, "images": len(images)},
+        )
+
+    def _timed_out(self) -> UpstreamError:
+        return UpstreamError(
+            f"No answer within REQUEST_TIMEOUT ({self.settings.REQUEST_TIMEOUT:g} s)",
+            upstream_code="Timeout",
+            retryable=True,
         )
 
     async def _staged(
@@ -560,15 +573,31 @@ class Runner:
         self, task: _TaskSnapshot, provider: Provider, request: ImageRequest, call: UpstreamCall
     ) -> UpstreamResult:
         """A streamed group: each image is saved in the call's answer and stored as it comes,
-        so the page shows it at once and a crash mid-stream keeps what was paid for."""
+        so the page shows it at once and a crash mid-stream keeps what was paid for. So does a
+        stream that fails once images came: asking again would buy the whole group again."""
         images: list[dict[str, Any]] = []
-        async for image in cast(StreamProvider, provider).stream(request):
-            images.append(await self._staged(task, call.slot, len(images), image))
-            await self._update_call(call.id, response={"images": images, "partial": True})
-            if not image.error_code:
-                stored = UpstreamImage(**images[-1])
-                await self._store_image(task, provider, call.slot, len(images) - 1, stored)
-        return UpstreamResult(images=[UpstreamImage(**item) for item in images])
+        failed: list[UpstreamError] = []
+        stream = _until_failure(cast(StreamProvider, provider).stream(request), failed)
+        try:
+            async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
+                async for image in stream:
+                    images.append(await self._staged(task, call.slot, len(images), image))
+                    await self._update_call(call.id, response={"images": images, "partial": True})
+                    if not image.error_code:
+                        stored = UpstreamImage(**images[-1])
+                        await self._store_image(task, provider, call.slot, len(images) - 1, stored)
+        except TimeoutError:
+            failed.append(self._timed_out())
+        kept = [UpstreamImage(**item) for item in images]
+        if not failed:
+            return UpstreamResult(images=kept)
+        if all(image.error_code for image in kept):
+            raise failed[0]
+        log.warning(
+            "stream failed; keeping the images it delivered",
+            extra={"task_id": task.task_id, "code": failed[0].upstream_code},
+        )
+        return UpstreamResult(images=kept, cut_off=f"{STREAM_CUT_OFF} ({failed[0].message})")
 
     async def _references(self, task: _TaskSnapshot) -> tuple[str, ...]:
         """The task's reference images as data URLs; final failure if one is gone."""
@@ -829,6 +858,17 @@ def _log_held_write(state: RetryCallState) -> None:
         "database refuses writes; holding the change and trying again",
         extra={"attempt": state.attempt_number, "error": type(error).__name__},
     )
+
+
+async def _until_failure(
+    images: AsyncIterator[UpstreamImage], failed: list[UpstreamError]
+) -> AsyncIterator[UpstreamImage]:
+    """The stream's images until it fails, its error put in `failed`."""
+    try:
+        async for image in images:
+            yield image
+    except UpstreamError as exc:
+        failed.append(exc)
 
 
 def _staged_path(staging_dir: Path, task_id: str, slot: int, index: int) -> Path:

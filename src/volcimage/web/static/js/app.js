@@ -664,7 +664,8 @@
         const before = this.findTask(task.task_id);
         this.upsert(task);
         if (before && !FINAL.includes(before.status) && task.status === "completed") {
-          this.toast(this.t("toast.completed", { n: task.images.length }), "success");
+          if (this.isPartial(task)) this.toast(this.t("toast.partial", this.madeOfAsked(task)), "info");
+          else this.toast(this.t("toast.completed", { n: task.images.length }), "success");
           this.loadInfo();
         } else if (before && before.status !== "failed" && task.status === "failed") {
           this.toast(this.failureText(task), "error");
@@ -784,7 +785,14 @@
         return slots;
       },
       statusText(task) {
-        return this.t("status." + task.status);
+        return this.isPartial(task) ? this.t("status.partial", this.madeOfAsked(task)) : this.t("status." + task.status);
+      },
+      // completed with fewer images than asked: a group cut off or ended early, or some refused
+      isPartial(task) {
+        return task.status === "completed" && task.images.length < task.num_images;
+      },
+      madeOfAsked(task) {
+        return { made: task.images.length, asked: task.num_images };
       },
       failureText(task) {
         const error = task.error || {};
