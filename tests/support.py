@@ -186,7 +186,7 @@ class Server:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, path: str = "/api/v1/health", timeout: float = 30.0) -> None:
+    def wait_ready(self, path: str = "/api/v1/health", timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

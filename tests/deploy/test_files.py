@@ -98,7 +98,8 @@ def test_container_start_command_serves_and_passes_its_health_check(tmp_path: Pa
             except httpx.HTTPError:
                 pass
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() - started < 10, "not ready within 10 s"
+            # a safety net, not a target: on a busy machine a start can take a while
+            assert time.monotonic() - started < 120, "not ready within 120 s"
             time.sleep(0.1)
         print(f"container command ready in {time.monotonic() - started:.1f} s")
         check = subprocess.run(
@@ -106,7 +107,7 @@ def test_container_start_command_serves_and_passes_its_health_check(tmp_path: Pa
             env=run_env,
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=60,
         )
         assert check.returncode == 0, check.stderr
         assert (data / "database.db").exists()
