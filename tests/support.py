@@ -65,7 +65,7 @@ def serve_app(app: Any) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # a safety net for a busy machine
     while not server.started:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
@@ -116,7 +116,7 @@ async def upload(client: httpx.AsyncClient, width: int, height: int, fmt: str = 
 
 
 async def wait_for_task(
-    client: httpx.AsyncClient, task_id: str, timeout: float = 30.0
+    client: httpx.AsyncClient, task_id: str, timeout: float = 120.0
 ) -> dict[str, Any]:
     """Follows the task over the API until it reaches a final state."""
     deadline = time.monotonic() + timeout
@@ -128,7 +128,7 @@ async def wait_for_task(
     raise AssertionError(f"task {task_id} did not finish in {timeout} s: {task}")
 
 
-def wait_task(url: str, task_id: str, timeout: float = 60) -> dict[str, Any]:
+def wait_task(url: str, task_id: str, timeout: float = 120) -> dict[str, Any]:
     """Follows a task over HTTP (from a test that is not async) until it is final."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -357,7 +357,7 @@ class Nginx:
         self.process = subprocess.Popen(
             self.command("-g", "daemon off;"), stderr=(self.dir / "stderr.log").open("wb")
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120  # a safety net for a busy machine
         while time.monotonic() < deadline:
             try:
                 httpx.get(self.url + "/static/favicon.svg", timeout=1)

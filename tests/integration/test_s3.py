@@ -30,7 +30,7 @@ def s3_url() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # a safety net for a busy machine
     while True:
         try:
             httpx.get(url, timeout=1)
