@@ -118,3 +118,23 @@ async def test_health_names_a_missing_database_file_and_a_full_disk(make_studio:
                     (path.parent / (path.name + suffix)).unlink()
             gone = (await studio.client.get(f"{API}/health")).json()
             assert gone["checks"]["database"] == "error: the database file is missing"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SQLite's own locking
+async def test_reads_answer_while_another_process_holds_the_write_lock(
+    make_studio: Any, database_url: str
+) -> None:
+    """WAL readers never wait on a writer: a new database is in WAL from its first migration
+    (it was switched by whichever connection came first, and a read racing a write on a new
+    database was refused as 'database is locked')."""
+    path = sqlite_path(database_url)
+    assert path is not None
+    async with make_studio(SQLITE_BUSY_TIMEOUT_MS=200) as studio:
+        task_id = (await studio.generate())["task_id"]
+        await wait_for_task(studio.client, task_id)
+        with sqlite3.connect(path) as fresh:
+            assert fresh.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        async with writes_refused(database_url):
+            for path_ in (f"/task/{task_id}", "/tasks", "/history", "/history?q=lighthouse"):
+                answer = await studio.client.get(API + path_)
+                assert answer.status_code == 200, (path_, answer.text)
