@@ -111,3 +111,16 @@ def test_websocket_through_nginx_queues_a_task_and_follows_it(
         assert refused["details"]["errors"][0]["field"] == "num_images"
         socket.send(json.dumps({"type": "dance"}))
         assert json.loads(socket.recv(timeout=10))["error"] == "validation_error"
+
+
+def test_the_app_sees_the_clients_address_through_nginx_whatever_it_claims(
+    proxied: tuple[Server, Nginx],
+) -> None:
+    """nginx is a trusted proxy (TRUSTED_PROXIES, as in docker-compose); what the client wrote
+    in forwarding headers is not believed."""
+    _, nginx = proxied
+    claims = {"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9"}
+    created = httpx.post(nginx.url + "/api/v1/generate", json={"prompt": "x"}, headers=claims)
+    assert created.status_code == 201, created.text
+    entries = httpx.get(nginx.url + "/api/v1/audit").json()
+    assert [e["client"] for e in entries] == ["127.0.0.1"]
