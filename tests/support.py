@@ -306,6 +306,7 @@ def behind_nginx(root: Path, **settings: Any) -> Iterator[tuple[Server, Nginx]]:
         f"sqlite+aiosqlite:///{root}/data/database.db",
         APP_PORT=port,
         X_ACCEL_REDIRECT="true",
+        TRUSTED_PROXIES="127.0.0.1",  # nginx, as docker-compose trusts it
         **settings,
     )
     server = Server(["serve"], env, root, port)

@@ -1,12 +1,14 @@
 """Who may call the API, and how often.
 
 Four modes (`Settings.access_mode`): open; an API key (`X-API-Key`, `Authorization: Bearer`, or
-the page's session cookie holding an HMAC of the key, never the key); HTTP basic auth for the
-whole studio; user accounts (a session cookie holding a random token whose hash is in
-`user_sessions`). The API key also works beside accounts, as an admin, for scripts.
+the page's session cookie); HTTP basic auth for the whole studio; user accounts. The page's
+cookie holds a random token per sign-in whose hash is in `user_sessions`, so signing out ends
+it. The API key also works beside accounts, as an admin, for scripts.
 
 Cookies are HttpOnly and SameSite=Strict, and every change made with a cookie must carry the
-session's CSRF token in `X-CSRF-Token` (GET /api/v1/session tells the page its token).
+session's CSRF token in `X-CSRF-Token` (GET /api/v1/session tells the page its token). Changes
+from another site's page (its `Origin`) are refused unless ALLOWED_ORIGINS names it. Failed
+credentials of every kind count against the client's LOGIN_ATTEMPTS_PER_MINUTE.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
-from starlette.requests import cookie_parser
+from starlette.requests import HTTPConnection, cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from volcimage import audit
@@ -35,12 +37,15 @@ from volcimage.config import Settings
 from volcimage.errors import RateLimited, Unauthorized, ValidationError
 from volcimage.tasks.deps import (
     ANONYMOUS,
+    GUEST,
     Caller,
     CallerDep,
     SessionDep,
     State,
     StateDep,
+    get_state,
 )
+from volcimage.tasks.events import ACCESS_CHANGED, MISSED, Event
 from volcimage.text import Text
 from volcimage.users import service as users
 
@@ -60,7 +65,9 @@ OPEN_PREFIXES = ("/static/",)
 PROBES = ("/api/v1/health", "/api/v1/ready")  # for load balancers and health checks
 UNLIMITED_PATHS = ("/api/v1/health", "/api/v1/ready", "/api/v1/events", "/metrics")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-GUEST = Caller("anonymous", is_admin=False)  # not signed in where signing in is required
+ADMIN_PREFIXES = ("/emulator/_emulator/",)  # demo mode: faults and latency for everyone
+RETRY_AFTER = 60  # seconds: a one-minute window of failed credentials
+KEY_SESSION = Caller("session", is_admin=True, by_cookie=True)  # the page, with the API key
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 
@@ -70,7 +77,8 @@ def _hmac(settings: Settings, message: str) -> str:
     return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
 
 
-def key_session_token(settings: Settings) -> str:
+def key_fingerprint(settings: Settings) -> str:
+    """Stored with the API key's sign-ins: a new key ends them."""
     key = settings.API_KEY.get_secret_value() if settings.API_KEY else ""
     return _hmac(settings, "session:" + key)
 
@@ -143,26 +151,22 @@ async def session_info(request: Request, state: StateDep, caller: CallerDep) -> 
 async def login(body: Login, request: Request, session: SessionDep, state: StateDep) -> Response:
     """Signs the page in: with the API key, or with a username and password (accounts mode)."""
     settings = state.settings
-    client = audit.client_of(request) or "unknown"
-    attempts = RateLimitItemPerMinute(settings.LOGIN_ATTEMPTS_PER_MINUTE)
-    if not await state.login_attempts.test(attempts, client):
-        raise RateLimited("Too many failed sign-ins; wait a minute", retry_after=60)
+    if not await may_try(state, request):
+        raise RateLimited("Too many failed sign-ins; wait a minute", retry_after=RETRY_AFTER)
     caller = await _check_login(body, session, settings)
     if caller is None:
-        await state.login_attempts.hit(attempts, client)
+        await failed(state, request)
         audit.record(session, request, "login.failed", body.username, actor=body.username)
         await session.commit()
         what = "username or password" if settings.access_mode == "accounts" else "API key"
         raise Unauthorized(f"The {what} is not valid")
-    if caller.user_id is not None:
-        token = await users.start_session(session, caller.user_id, settings)
-    else:
-        token = key_session_token(settings)
+    key_hash = None if caller.user_id is not None else key_fingerprint(settings)
+    token = await users.start_session(session, settings, user_id=caller.user_id, key_hash=key_hash)
     audit.record(session, request, "login", caller.name, actor=caller.name)
     await session.commit()
     info = _session_info(settings, caller, token)
     response = JSONResponse(info.model_dump(mode="json"))
-    secure = request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
+    secure = request.url.scheme == "https"  # X-Forwarded-Proto only from TRUSTED_PROXIES
     response.set_cookie(
         COOKIE,
         token,
@@ -185,25 +189,71 @@ async def _check_login(body: Login, session: AsyncSession, settings: Settings) -
     if mode == "api_key":
         if not body.api_key:
             raise ValidationError("Give the API key", {"field": "api_key"})
-        return Caller("session") if key_matches(settings, body.api_key) else None
+        return KEY_SESSION if key_matches(settings, body.api_key) else None
     raise ValidationError(f"Nothing to sign in to: access mode is {mode}", {"mode": mode})
 
 
 @router.delete("/session", status_code=204)
-async def logout(request: Request, session: SessionDep, caller: CallerDep) -> Response:
+async def logout(
+    request: Request, session: SessionDep, state: StateDep, caller: CallerDep
+) -> Response:
+    """Ends this sign-in: its cookie, and at once every stream opened with it, in every process."""
     token = request.cookies.get(COOKIE)
-    if token and caller.user_id is not None:
+    if token and caller.by_cookie:
         await users.end_session(session, token)
         audit.record(session, request, "logout", caller.name)
         await session.commit()
+        state.bus.access_changed(caller.user_id)
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
+async def may_try(state: State, connection: HTTPConnection) -> bool:
+    """Whether the client may present credentials: not after too many failures this minute."""
+    item = RateLimitItemPerMinute(state.settings.LOGIN_ATTEMPTS_PER_MINUTE)
+    return await state.login_attempts.test(item, audit.client_of(connection) or "unknown")
+
+
+async def failed(state: State, connection: HTTPConnection) -> None:
+    item = RateLimitItemPerMinute(state.settings.LOGIN_ATTEMPTS_PER_MINUTE)
+    await state.login_attempts.hit(item, audit.client_of(connection) or "unknown")
+
+
+async def cookie_caller(state: State, cookie: str) -> Caller | None:
+    """Who the session cookie stands for now, or None (signed out, expired, disabled)."""
+    settings = state.settings
+    if not cookie or settings.access_mode not in ("api_key", "accounts"):
+        return None
+    async with state.sessionmaker() as session:
+        if settings.access_mode == "accounts":
+            return await users.caller_for(session, cookie)
+        valid = await users.key_session_valid(session, cookie, key_fingerprint(settings))
+        return KEY_SESSION if valid else None
+
+
+def needs_recheck(caller: Caller, event: Event) -> bool:
+    """Whether an open stream must check its session again: its user's access changed, or
+    events (such a notice among them) may have been lost."""
+    if not caller.by_cookie:
+        return False
+    if event["type"] == ACCESS_CHANGED:
+        return bool(event.get("owner") == caller.user_id)
+    return bool(event["type"] == MISSED["type"])
+
+
+async def recheck(connection: HTTPConnection, caller: Caller) -> Caller | None:
+    """The caller of an open stream as its session now stands; None once it has ended. Only a
+    cookie's sign-in can end: a key or basic auth holds until the settings change."""
+    if not caller.by_cookie:
+        return caller
+    return await cookie_caller(get_state(connection), connection.cookies.get(COOKIE, ""))
+
+
 class AccessControl:
     """Finds out who is calling (`request.state.caller`), refuses those who may not, checks the
-    CSRF token of cookie sessions, then applies a per-client request budget."""
+    CSRF token of cookie sessions and the origin of changes, and applies a per-client request
+    budget, counting refused requests too."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -213,99 +263,113 @@ class AccessControl:
         self.limit = RateLimitItemPerMinute(per_minute) if per_minute else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            refusal, caller = await self._admit(scope)
-            if refusal is not None or not self._same_site(scope):
-                await send({"type": "websocket.close", "code": 1008})  # the handshake gets 403
-                return
-            scope.setdefault("state", {})["caller"] = caller
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        refusal, caller = await self._admit(scope)
+        refusal, caller = await self._check(scope)
         if refusal is not None:
-            await refusal(scope, receive, send)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})  # the handshake gets 403
+            else:
+                await refusal(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
-        if self.limit is not None and _limited(scope["method"], scope["path"]):
-            client = self._client(scope, Headers(scope=scope))
+        await self.app(scope, receive, send)
+
+    async def _check(self, scope: Scope) -> tuple[JSONResponse | None, Caller]:
+        """(a refusal or None, the caller)."""
+        method = scope.get("method", "GET")  # a WebSocket handshake is a GET
+        changes = method not in SAFE_METHODS or scope["type"] == "websocket"
+        if changes and not self._same_site(scope):
+            message = "Changes from another site's page are refused (see ALLOWED_ORIGINS)"
+            return _refuse(403, "forbidden", message), GUEST
+        path: str = scope["path"]
+        if self.limit is not None and scope["type"] == "http" and _limited(method, path):
+            client = audit.client_of(HTTPConnection(scope)) or "unknown"
             if not await self.limiter.hit(self.limit, client):
                 stats = await self.limiter.get_window_stats(self.limit, client)
                 retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-                body: dict[str, object] = {
-                    "error": "rate_limit_exceeded",
-                    "message": f"More than {self.settings.RATE_LIMIT_PER_MINUTE} requests a "
-                    "minute; slow down",
-                    "retry_after": retry_after,
-                }
-                limited = JSONResponse(body, 429, headers={"Retry-After": str(retry_after)})
-                await limited(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+                message = f"More than {self.settings.RATE_LIMIT_PER_MINUTE} requests a minute"
+                return _slow_down(message + "; slow down", retry_after), GUEST
+        refusal, caller = await self._admit(scope)
+        if refusal is None and path.startswith(ADMIN_PREFIXES) and not caller.is_admin:
+            return _refuse(403, "forbidden", "Only an admin may drive the emulator"), caller
+        return refusal, caller
 
     async def _admit(self, scope: Scope) -> tuple[JSONResponse | None, Caller]:
-        """(a refusal or None, the caller)."""
         settings = self.settings
-        path: str = scope["path"]
-        headers = Headers(scope=scope)
         if settings.access_mode == "open":
             return None, ANONYMOUS
+        state = get_state(HTTPConnection(scope))
+        headers = Headers(scope=scope)
+        given = _given_key(headers) if settings.access_mode != "basic" else ""
+        cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE, "")
+        presented = given or cookie or headers.get("authorization", "")
+        if presented and not await may_try(state, HTTPConnection(scope)):
+            return _slow_down("Too many failed sign-ins; wait a minute", RETRY_AFTER), GUEST
+        refusal, caller, wrong = await self._identify(scope, state, headers, given, cookie)
+        if wrong:
+            await failed(state, HTTPConnection(scope))
+        return refusal, caller
+
+    async def _identify(
+        self, scope: Scope, state: State, headers: Headers, given: str, cookie: str
+    ) -> tuple[JSONResponse | None, Caller, bool]:
+        """(a refusal or None, the caller, whether credentials given were wrong)."""
+        settings = self.settings
+        path: str = scope["path"]
         if settings.access_mode == "basic":
-            if path in PROBES or basic_authorized(settings, headers):
-                return None, Caller(settings.BASIC_AUTH_USERNAME or "basic")
+            if basic_authorized(settings, headers):
+                caller = Caller(settings.BASIC_AUTH_USERNAME or "basic", is_admin=True)
+                return None, caller, False
+            wrong = "authorization" in headers
+            if path in PROBES:
+                return None, GUEST, wrong
             challenge = 'Basic realm="volcimage", charset="UTF-8"'
-            return _refuse(401, "unauthorized", "Sign in to use the studio", challenge), GUEST
+            refusal = _refuse(401, "unauthorized", "Sign in to use the studio", challenge)
+            return refusal, GUEST, wrong
         open_path = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-        given = _given_key(headers)
+        wrong_key = False
         if given and settings.ENABLE_API_KEY_AUTH:
             if key_matches(settings, given):
-                return None, Caller("api-key")
+                return None, Caller("api-key", is_admin=True), False
+            wrong_key = True
             if not open_path:
-                return _refuse(401, "unauthorized", "The API key is not valid", "Bearer"), GUEST
-        cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE, "")
-        caller = await self._cookie_caller(scope, cookie) if cookie else None
-        if caller is None:
+                refusal = _refuse(401, "unauthorized", "The API key is not valid", "Bearer")
+                return refusal, GUEST, True
+        found = await cookie_caller(state, cookie) if cookie else None
+        wrong = wrong_key or (bool(cookie) and found is None)
+        if found is None:
             if open_path:
-                return None, GUEST
+                return None, GUEST, wrong
             accounts = settings.access_mode == "accounts"
             message = "Sign in first" if accounts else "An API key is required"
-            return _refuse(401, "unauthorized", message, "Bearer"), GUEST
-        method = scope.get("method", "GET")  # a WebSocket handshake is a GET
+            return _refuse(401, "unauthorized", message, "Bearer"), GUEST, wrong
+        method = scope.get("method", "GET")
         unsafe = method not in SAFE_METHODS
         if unsafe and not (path == SESSION_PATH and method == "POST"):
             sent = headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), csrf_token(settings, cookie).encode()):
                 message = "The CSRF token is missing or wrong; reload the page"
-                return _refuse(403, "csrf_failed", message), caller
-        return None, caller
-
-    async def _cookie_caller(self, scope: Scope, cookie: str) -> Caller | None:
-        settings = self.settings
-        if settings.access_mode == "api_key":
-            valid = hmac.compare_digest(cookie.encode(), key_session_token(settings).encode())
-            return Caller("session") if valid else None
-        state: State = scope["app"].state.volcimage
-        async with state.sessionmaker() as session:
-            return await users.caller_for(session, cookie)
+                return _refuse(403, "csrf_failed", message), found, wrong
+        return None, found, wrong
 
     def _same_site(self, scope: Scope) -> bool:
-        """Browsers send cookies with WebSocket handshakes from any site and no CORS applies:
-        accept only the studio's own origin or one of ALLOWED_ORIGINS."""
+        """Browsers send cookies with WebSocket handshakes from any site and no CORS applies, and
+        a simple cross-site POST needs no preflight: accept only the studio's own origin or one
+        of ALLOWED_ORIGINS."""
         headers = Headers(scope=scope)
         origin = headers.get("origin")
         if origin is None:  # not a browser
             return True
+        allowed = self.settings.allowed_origins
         same = urlsplit(origin).netloc == headers.get("host")
-        return same or origin in self.settings.allowed_origins
+        return same or origin in allowed or "*" in allowed
 
-    def _client(self, scope: Scope, headers: Headers) -> str:
-        # Behind the bundled nginx every peer is nginx: it passes the real address on.
-        if self.settings.X_ACCEL_REDIRECT and headers.get("x-real-ip"):
-            return headers["x-real-ip"]
-        client = scope.get("client")
-        return client[0] if client else "unknown"
+
+def _slow_down(message: str, retry_after: int) -> JSONResponse:
+    body = {"error": "rate_limit_exceeded", "message": message, "retry_after": retry_after}
+    return JSONResponse(body, 429, headers={"Retry-After": str(retry_after)})
 
 
 def _refuse(status: int, error: str, message: str, challenge: str | None = None) -> JSONResponse:
@@ -317,4 +381,5 @@ def _limited(method: str, path: str) -> bool:
     # Image files are cheap and a page of history loads dozens of thumbnails at once.
     if method == "GET" and path.startswith("/api/v1/images/"):
         return False
-    return path.startswith("/api/") and path not in UNLIMITED_PATHS
+    api = path.startswith("/api/") and path not in UNLIMITED_PATHS
+    return api or path.startswith(ADMIN_PREFIXES)

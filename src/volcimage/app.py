@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from volcimage import __version__
 from volcimage.access import AccessControl
@@ -132,7 +133,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     app.add_middleware(AccessControl, settings=settings)
     app.add_middleware(BodyLimit, settings=settings)  # before any lookup of the caller
     app.add_middleware(Outages)  # outside access control: its lookups read the database
-    origins = settings.allowed_origins
+    origins = settings.allowed_origins  # empty by default: the studio's own page needs no CORS
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
@@ -144,6 +145,8 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
+    # outermost: everything after sees the client's address, forwarded or not (audit.client_of)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.include_router(access_router)
     app.include_router(audit_router)
     app.include_router(users_router)

@@ -17,8 +17,11 @@ from volcimage.text import Text
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 
-def client_of(request: HTTPConnection) -> str | None:
-    return request.headers.get("x-real-ip") or (request.client.host if request.client else None)
+def client_of(connection: HTTPConnection) -> str | None:
+    """The caller's address, for rate limits, sign-in throttling and the audit log alike: the
+    peer's, or the one a proxy of TRUSTED_PROXIES forwarded (`app.py` puts uvicorn's
+    ProxyHeadersMiddleware in front); forwarding headers from anyone else are ignored."""
+    return connection.client.host if connection.client else None
 
 
 def record(

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         host=host,
         port=port,
         log_config=None,
-        proxy_headers=True,
+        proxy_headers=False,  # the app believes only TRUSTED_PROXIES (app.py)
         timeout_graceful_shutdown=10,
     )
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -65,7 +66,10 @@ class Settings(BaseSettings):
     TASK_LEASE_SECONDS: float = Field(30, ge=2)
 
     # Security
-    ALLOWED_ORIGINS: str = "*"
+    # Other sites' pages that may call the API (CORS) and make changes; empty: the studio's own
+    ALLOWED_ORIGINS: str = ""
+    # Proxies (addresses or CIDRs) whose X-Forwarded-For / -Proto are believed; empty: none
+    TRUSTED_PROXIES: str = ""
     ENABLE_API_KEY_AUTH: bool = False
     API_KEY: SecretStr | None = None
     BASIC_AUTH_USERNAME: str | None = None
@@ -141,6 +145,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for item in _items(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
     @model_validator(mode="after")
     def _api_key_when_required(self) -> Settings:
         if self.ENABLE_API_KEY_AUTH and self.API_KEY is None:
@@ -162,7 +176,11 @@ class Settings(BaseSettings):
 
     @property
     def allowed_origins(self) -> list[str]:
-        return [o.strip() for o in self.ALLOWED_ORIGINS.split(",") if o.strip()]
+        return _items(self.ALLOWED_ORIGINS)
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return _items(self.TRUSTED_PROXIES)
 
     @property
     def upload_dir(self) -> Path:
@@ -207,6 +225,10 @@ class Settings(BaseSettings):
             db_path = sqlite_path(self.DATABASE_URL)
             if db_path is not None:
                 db_path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def sqlite_path(url: str) -> Path | None:

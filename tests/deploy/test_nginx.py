@@ -138,3 +138,16 @@ def test_bodies_over_their_routes_limit_are_413_in_the_apps_shape(
     over_nginx = b"\0" * (33 * 1024 * 1024)
     refused = httpx.post(f"{nginx.url}/api/v1/uploads", files={"file": ("x.png", over_nginx)})
     assert refused.status_code == 413 and refused.json()["error"] == "payload_too_large"
+
+
+def test_the_app_sees_the_clients_address_through_nginx_whatever_it_claims(
+    proxied: tuple[Server, Nginx],
+) -> None:
+    """nginx is a trusted proxy (TRUSTED_PROXIES, as in docker-compose); what the client wrote
+    in forwarding headers is not believed."""
+    _, nginx = proxied
+    claims = {"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9"}
+    created = httpx.post(nginx.url + "/api/v1/generate", json={"prompt": "x"}, headers=claims)
+    assert created.status_code == 201, created.text
+    entries = httpx.get(nginx.url + "/api/v1/audit").json()
+    assert [e["client"] for e in entries] == ["127.0.0.1"]

@@ -65,6 +65,7 @@ def test_seed_variables_keep_their_names() -> None:
         ("DATABASE_URL", "mysql://x"),
         ("VOLC_PROVIDER_MODE", "sometimes"),
         ("APP_LOG_LEVEL", "LOUD"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,nginx"),
     ],
 )
 def test_bad_value_stops_start_up_naming_the_variable(name: str, value: str) -> None:
@@ -111,3 +112,10 @@ def test_sqlite_path_of_urls() -> None:
     assert sqlite_path("sqlite+aiosqlite:///./data/x.db") == Path("./data/x.db")
     assert sqlite_path("sqlite+aiosqlite:////abs/x.db") == Path("/abs/x.db")
     assert sqlite_path("sqlite+aiosqlite://") is None
+
+
+def test_only_the_studios_own_origin_and_no_proxy_are_trusted_by_default() -> None:
+    settings = load_settings(_env_file=None)
+    assert settings.allowed_origins == [] and settings.trusted_proxies == []
+    given = load_settings(_env_file=None, TRUSTED_PROXIES=" 127.0.0.1, 172.16.0.0/12 ")
+    assert given.trusted_proxies == ["127.0.0.1", "172.16.0.0/12"]

@@ -26,10 +26,13 @@ class Caller:
 
     name: str  # for the audit log: a username, "api-key", "session", "anonymous" …
     user_id: int | None = None
-    is_admin: bool = True
+    is_admin: bool = False  # fail closed: an admin is only ever made on purpose
+    # Signed in with the session cookie: a sign-out, or a change to the user, ends it
+    by_cookie: bool = False
 
 
-ANONYMOUS = Caller("anonymous")
+ANONYMOUS = Caller("anonymous", is_admin=True)  # open mode: everyone may do everything
+GUEST = Caller("anonymous")  # not signed in where signing in is required
 
 
 @dataclass
@@ -53,8 +56,8 @@ def get_state(request: HTTPConnection) -> State:
 
 
 def get_caller(request: HTTPConnection) -> Caller:
-    """Set by the access middleware (`access.py`) for every request."""
-    return cast(Caller, getattr(request.state, "caller", ANONYMOUS))
+    """Set by the access middleware (`access.py`) for every request; a guest without it."""
+    return cast(Caller, getattr(request.state, "caller", GUEST))
 
 
 async def get_session(request: HTTPConnection) -> AsyncIterator[AsyncSession]:

@@ -12,6 +12,9 @@ Event = dict[str, Any]
 # Told to subscribers that may have lost events (a slow reader, a relay reconnecting): read
 # the tasks again. It names no task, so everyone may see it.
 MISSED: Event = {"type": "events.missed"}
+# A user's sign-ins or role changed (owner: their id; None: the API key's sign-ins): open
+# streams of theirs check their session again. Never shown to anyone.
+ACCESS_CHANGED = "access.changed"
 
 
 class Relay(Protocol):
@@ -32,6 +35,9 @@ class EventBus:
     def watched(self) -> bool:
         """Whether anyone in this process (a page, a stream) is subscribed."""
         return bool(self._subscribers)
+
+    def access_changed(self, user_id: int | None) -> None:
+        self.publish({"type": ACCESS_CHANGED, "owner": user_id})
 
     def request_cancel(self, task_pk: int) -> None:
         self.publish({"type": "task.cancel_requested", "task_pk": task_pk})

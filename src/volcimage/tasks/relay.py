@@ -3,11 +3,12 @@
 Every process publishes its events locally and NOTIFYs a short note (type and id, never the
 task: payloads are capped at 8000 bytes). The others read the task back from the database and
 publish it to their own subscribers, so a page connected to any API process sees what every
-worker does, a new task wakes idle workers at once, and a cancel reaches the worker running it.
+worker does, a new task wakes idle workers at once, a cancel reaches the worker running it, and
+a sign-out makes the streams of that session in every process check it again.
 A dropped connection (a database restart, a failover) is made again with backoff; notes sent
 while it is down are lost, the tasks themselves are not: once back, it tells the pages of
 every process that events were missed (its own notes did not go out, others' did not come
-in), and they read the tasks again.
+in), and they read the tasks again (and streams check their session again).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from volcimage.tasks import views
-from volcimage.tasks.events import MISSED, Event, EventBus
+from volcimage.tasks.events import ACCESS_CHANGED, MISSED, Event, EventBus
 from volcimage.tasks.models import Image, Task
 
 log = logging.getLogger("volcimage.relay")
@@ -109,6 +110,9 @@ class PgRelay:
             return
         if kind == "task.cancel_requested":
             self.bus.deliver({"type": kind, "task_pk": note["pk"]})
+            return
+        if kind == ACCESS_CHANGED:  # a sign-out or a change of role reaches every process
+            self.bus.deliver({"type": kind, "owner": note.get("w")})
             return
         if not self.bus.watched and kind != "task.created":
             return  # no page here to show it: loading the task would be for nothing

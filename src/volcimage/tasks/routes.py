@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -31,6 +32,7 @@ from starlette.requests import HTTPConnection
 from zipstream import ZipStream
 
 from volcimage import audit
+from volcimage.access import needs_recheck, recheck
 from volcimage.db import utcnow
 from volcimage.errors import NotFound, ValidationError, VolcImageError, body_of, invalid_input
 from volcimage.storage.decoding import decode
@@ -44,7 +46,7 @@ from volcimage.tasks.deps import (
     State,
     StateDep,
 )
-from volcimage.tasks.events import MISSED
+from volcimage.tasks.events import ACCESS_CHANGED, MISSED
 from volcimage.tasks.models import Task, TaskStatus
 from volcimage.tasks.schemas import (
     GenerateRequest,
@@ -463,6 +465,7 @@ async def events(request: Request, state: StateDep, caller: CallerDep) -> EventS
     caller may see; `{"type": "events.missed"}` when some may have been lost (read again)."""
 
     async def stream() -> AsyncIterator[dict[str, str]]:
+        current = caller
         async with state.bus.subscribe() as queue:
             yield {"event": "ready", "data": "{}"}
             while not await request.is_disconnected():
@@ -470,7 +473,12 @@ async def events(request: Request, state: StateDep, caller: CallerDep) -> EventS
                     event = await asyncio.wait_for(queue.get(), timeout=15)
                 except TimeoutError:
                     continue  # sse-starlette sends its own keep-alive pings
-                public = _shown_to(caller, event)
+                if needs_recheck(current, event):
+                    checked = await recheck(request, current)
+                    if checked is None:
+                        return  # signed out: the page's next request is a 401
+                    current = checked
+                public = _shown_to(current, event)
                 if public is not None:
                     yield {"event": "task", "data": json.dumps(public, ensure_ascii=False)}
 
@@ -481,18 +489,25 @@ def _shown_to(caller: Caller, event: dict[str, Any]) -> dict[str, Any] | None:
     """The event as the caller may see it, or None if it is about someone else's task."""
     if event["type"] == MISSED["type"]:
         return event
+    if event["type"] == ACCESS_CHANGED:
+        return None
     if not caller.is_admin and event.get("owner") != caller.user_id:
         return None
     return {k: v for k, v in event.items() if k != "owner"}
+
+
+SIGNED_OUT = 1008, "The session has ended; sign in again"  # policy violation
 
 
 @router.websocket("/generate/stream")
 async def generate_stream(websocket: WebSocket, state: StateDep, caller: CallerDep) -> None:
     """The events of GET /events as JSON messages `{type, task}`; send
     `{"type": "generate", ...}` (the body of POST /generate) to queue a task: the answer is
-    `{"type": "task.queued", ...}` or `{"type": "error", error, message, details}`."""
+    `{"type": "task.queued", ...}` or `{"type": "error", error, message, details}`. Closed
+    (1008) once the session it was opened with ends."""
     await websocket.accept()
     sending = anyio.Lock()  # events and replies come from two tasks; frames must not interleave
+    current = caller
 
     async def send(message: dict[str, Any]) -> None:
         async with sending:
@@ -500,9 +515,27 @@ async def generate_stream(websocket: WebSocket, state: StateDep, caller: CallerD
 
     async with state.bus.subscribe() as queue, anyio.create_task_group() as group:
 
+        async def signed_out() -> None:
+            with contextlib.suppress(Exception):  # the client may be gone already
+                async with sending:
+                    await websocket.close(*SIGNED_OUT)
+            group.cancel_scope.cancel()
+
+        async def still_signed_in() -> bool:
+            nonlocal current
+            checked = await recheck(websocket, current)
+            if checked is None:
+                await signed_out()
+                return False
+            current = checked
+            return True
+
         async def forward() -> None:
             while True:
-                public = _shown_to(caller, await queue.get())
+                event = await queue.get()
+                if needs_recheck(current, event) and not await still_signed_in():
+                    return
+                public = _shown_to(current, event)
                 if public is None:
                     continue
                 try:
@@ -514,7 +547,11 @@ async def generate_stream(websocket: WebSocket, state: StateDep, caller: CallerD
         await send({"type": "ready"})
         try:
             while True:
-                await send(await _command(await websocket.receive_text(), websocket, state, caller))
+                text = await websocket.receive_text()
+                # the session may have ended in a process whose notice has not come yet
+                if not await still_signed_in():
+                    return
+                await send(await _command(text, websocket, state, current))
         except WebSocketDisconnect:
             pass
         group.cancel_scope.cancel()

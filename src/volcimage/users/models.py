@@ -25,13 +25,15 @@ class User(Base):
 
 
 class UserSession(Base):
-    """A signed-in browser: the cookie holds a random token, this row only its SHA-256."""
+    """A signed-in browser: the cookie holds a random token, this row only its SHA-256. A user's
+    sign-in, or (no user) one made with the API key, valid while the key is the same."""
 
     __tablename__ = "user_sessions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key_hash: Mapped[str | None] = mapped_column(String(64))  # an HMAC of the API key
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -126,12 +126,14 @@ async def update_user(
     shown["password_changed"] = change.password is not None
     audit.record(session, request, "user.update", user.username, **shown)
     await session.commit()
+    if change.password is not None or change.is_admin is not None or change.disabled:
+        state.bus.access_changed(user.id)  # their open streams, in every process, check again
     return await _info(session, user)
 
 
 @router.put("/session/password", status_code=204, responses={**ERRORS, 401: {}})
 async def change_password(
-    body: PasswordChange, request: Request, session: SessionDep, caller: CallerDep
+    body: PasswordChange, request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> None:
     """The signed-in user's own password; other sign-ins of theirs end."""
     if caller.user_id is None:
@@ -144,3 +146,4 @@ async def change_password(
     )
     audit.record(session, request, "user.password", user.username)
     await session.commit()
+    state.bus.access_changed(user.id)

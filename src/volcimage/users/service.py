@@ -149,8 +149,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def start_session(session: AsyncSession, user_id: int, settings: Settings) -> str:
-    """A new sign-in; returns the token for the cookie (only its hash is stored)."""
+async def start_session(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: int | None = None,
+    key_hash: str | None = None,
+) -> str:
+    """A new sign-in, of a user or with the API key; returns the token for the cookie (only its
+    hash is stored)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     await session.execute(delete(UserSession).where(UserSession.expires_at < now))
@@ -158,6 +165,7 @@ async def start_session(session: AsyncSession, user_id: int, settings: Settings)
         UserSession(
             token_hash=token_hash(token),
             user_id=user_id,
+            key_hash=key_hash,
             expires_at=now + timedelta(hours=settings.SESSION_HOURS),
         )
     )
@@ -190,4 +198,17 @@ async def caller_for(session: AsyncSession, token: str) -> Caller | None:
     ).first()
     if row is None:
         return None
-    return Caller(row.username, user_id=row.id, is_admin=row.is_admin)
+    return Caller(row.username, user_id=row.id, is_admin=row.is_admin, by_cookie=True)
+
+
+async def key_session_valid(session: AsyncSession, token: str, key_hash: str) -> bool:
+    """Whether the cookie is a live API-key sign-in made with the key now set."""
+    found = await session.scalar(
+        select(UserSession.id).where(
+            UserSession.token_hash == token_hash(token),
+            UserSession.user_id.is_(None),
+            UserSession.key_hash == key_hash,
+            UserSession.expires_at > utcnow(),
+        )
+    )
+    return found is not None
