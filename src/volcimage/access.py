@@ -233,13 +233,13 @@ async def cookie_caller(state: State, cookie: str) -> Caller | None:
 
 
 def needs_recheck(caller: Caller, event: Event) -> bool:
-    """Whether an open stream must check its session again: its user's access changed, or
-    events (such a notice among them) may have been lost."""
+    """Whether an open stream must check its session again: its user's access changed,
+    events (such a notice among them) may have been lost, or it has been idle a while."""
     if not caller.by_cookie:
         return False
     if event["type"] == ACCESS_CHANGED:
         return bool(event.get("owner") == caller.user_id)
-    return bool(event["type"] == MISSED["type"])
+    return event["type"] in (MISSED["type"], "idle")
 
 
 async def recheck(connection: HTTPConnection, caller: Caller) -> Caller | None:

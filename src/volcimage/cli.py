@@ -136,6 +136,7 @@ def read_password(from_stdin: bool) -> str:
 
 async def manage_users(settings: Settings, args: argparse.Namespace) -> None:
     from volcimage.db import create_engine, create_sessionmaker
+    from volcimage.tasks.relay import announce_access_change
     from volcimage.users import service
 
     engine = create_engine(settings)
@@ -173,6 +174,7 @@ async def manage_users(settings: Settings, args: argparse.Namespace) -> None:
                     else None,
                     default_quota=args.quota is not None and args.quota < 0,
                 )
+                await announce_access_change(session, user.id)
             await session.commit()
             print(f"user {user.username} saved" + (" (admin)" if user.is_admin else ""))
     finally:

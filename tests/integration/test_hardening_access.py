@@ -131,6 +131,19 @@ def test_a_socket_whose_user_was_disabled_elsewhere_queues_nothing(
         assert task_count(database_url) == 0
 
 
+def test_a_socket_whose_user_the_cli_disabled_closes_by_itself(
+    tmp_path: Path, database_url: str
+) -> None:
+    """No command needed: on PostgreSQL the CLI's notice reaches every process at once; on
+    SQLite (no channel between processes) the idle socket re-checks within RECHECK_SECONDS."""
+    with serving(tmp_path, database_url, TASK_LEASE_SECONDS=3, **ACCOUNTS) as server:
+        add_users(database_url, alice=False)
+        with open_socket(server, sign_in(server, "alice").cookies[COOKIE]) as socket:
+            disabled = volcimage(server.env, tmp_path, "user", "set", "alice", "--disabled")
+            assert disabled.returncode == 0, disabled.stderr
+            assert closed_code(socket) == 1008
+
+
 def test_disabling_or_a_new_password_closes_the_sockets_it_signs_out(
     tmp_path: Path, database_url: str
 ) -> None:

@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from volcimage.tasks import views
@@ -29,6 +29,15 @@ from volcimage.tasks.models import Image, Task
 
 log = logging.getLogger("volcimage.relay")
 CHANNEL = "volcimage_events"
+
+
+async def announce_access_change(session: AsyncSession, user_id: int) -> None:
+    """From a process without a bus (the CLI): every serving process re-checks the user's
+    open streams once the session commits. SQLite has no channel; its streams re-check when
+    idle (tasks/routes.RECHECK_SECONDS)."""
+    if session.get_bind().dialect.name == "postgresql":
+        note = json.dumps({"o": "cli", "t": ACCESS_CHANGED, "w": user_id})
+        await session.execute(select(func.pg_notify(CHANNEL, note)))
 
 
 class PgRelay:

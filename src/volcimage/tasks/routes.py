@@ -66,6 +66,10 @@ from volcimage.text import Text
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 
 MAX_ARCHIVE_IMAGES = 500
+# An idle stream checks its session this often: a session can also end where no event is
+# sent (it expires; `volcimage user set --disabled` on SQLite, with no bus between processes)
+RECHECK_SECONDS = 15
+IDLE: dict[str, Any] = {"type": "idle"}
 
 
 def _iso_only(value: object) -> object:
@@ -470,9 +474,9 @@ async def events(request: Request, state: StateDep, caller: CallerDep) -> EventS
             yield {"event": "ready", "data": "{}"}
             while not await request.is_disconnected():
                 try:
-                    event = await asyncio.wait_for(queue.get(), timeout=15)
-                except TimeoutError:
-                    continue  # sse-starlette sends its own keep-alive pings
+                    event = await asyncio.wait_for(queue.get(), timeout=RECHECK_SECONDS)
+                except TimeoutError:  # sse-starlette sends its own keep-alive pings
+                    event = IDLE
                 if needs_recheck(current, event):
                     checked = await recheck(request, current)
                     if checked is None:
@@ -489,7 +493,7 @@ def _shown_to(caller: Caller, event: dict[str, Any]) -> dict[str, Any] | None:
     """The event as the caller may see it, or None if it is about someone else's task."""
     if event["type"] == MISSED["type"]:
         return event
-    if event["type"] == ACCESS_CHANGED:
+    if event["type"] in (ACCESS_CHANGED, IDLE["type"]):
         return None
     if not caller.is_admin and event.get("owner") != caller.user_id:
         return None
@@ -532,7 +536,10 @@ async def generate_stream(websocket: WebSocket, state: StateDep, caller: CallerD
 
         async def forward() -> None:
             while True:
-                event = await queue.get()
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=RECHECK_SECONDS)
+                except TimeoutError:
+                    event = IDLE
                 if needs_recheck(current, event) and not await still_signed_in():
                     return
                 public = _shown_to(current, event)
