@@ -222,3 +222,22 @@ def test_a_task_that_ends_out_of_sight_raises_a_notification_when_asked_for(
 
     page.reload()  # the choice is kept
     expect(page.get_by_test_id("notify-toggle")).to_have_attribute("aria-pressed", "true")
+
+
+def test_a_phone_top_bar_says_part_demo_in_a_word_beside_the_name(
+    page: Page, studio_url: str
+) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    body = json.dumps(_info("demo", "real"))
+    page.route(
+        "**/api/v1/system/info",
+        lambda route: route.fulfill(body=body, content_type="application/json"),
+    )
+    page.goto(studio_url)
+    short = page.get_by_test_id("demo-badge-short")
+    expect(short).to_have_text("部分演示")
+    expect(page.get_by_test_id("demo-badge")).to_be_hidden()
+    name = page.locator("header h1").bounding_box()
+    badge = short.bounding_box()
+    assert name is not None and badge is not None
+    assert name["x"] + name["width"] <= badge["x"], "the badge does not cover the name"

@@ -1204,10 +1204,12 @@
         if (this.allProviders("real")) return this.t("mode.real");
         return this.providers().map(([name, p]) => this.t("provider." + name) + " " + this.t("providerState." + p.state)).join(" · ");
       },
-      demoBadge() {
+      // `short`: a phone's top bar has room for a word, not the names
+      demoBadge(short) {
         if (this.allProviders("demo")) return this.info.mode ? this.t("mode.demoBadge") : "";
         const demo = this.providersIn("demo");
-        return demo.length ? this.t("mode.partDemoBadge", { names: this.providerNames(demo) }) : "";
+        if (!demo.length) return "";
+        return short ? this.t("mode.partDemoShort") : this.t("mode.partDemoBadge", { names: this.providerNames(demo) });
       },
       needsCredentials() {
         return Boolean(this.info.mode) && !this.info.api_connected;
