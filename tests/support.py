@@ -239,7 +239,8 @@ class Studio:
         self.client = client
         self.settings = settings
         self.state = app.state.volcimage
-        self.emulator = self.state.emulator.state.emulator
+        emulator = self.state.emulator  # none when Ark calls go to the real API
+        self.emulator = emulator.state.emulator if emulator is not None else None
 
     async def generate(self, **body: Any) -> dict[str, Any]:
         payload = {"prompt": "a lighthouse", "model": "seedream-3.0", **body}

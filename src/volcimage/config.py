@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ARK_DEFAULT_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
 VOLC_DEFAULT_BASE_URL = "https://visual.volcengineapi.com"
+ProviderState = Literal["real", "demo", "not_configured"]
+# What each upstream needs set (names, never values): shown to the operator who lacks them
+PROVIDER_CREDENTIALS = {"ark": ["ARK_API_KEY"], "visual": ["VOLC_ACCESS_KEY", "VOLC_SECRET_KEY"]}
 
 
 class Settings(BaseSettings):
@@ -208,6 +211,17 @@ class Settings(BaseSettings):
         if self.VOLC_PROVIDER_MODE == "real" or self.ARK_API_KEY is not None:
             return "real"
         return "demo"
+
+    def provider_states(self) -> dict[str, ProviderState]:
+        """Each upstream's state: calls go to the real API, to the emulator (demo), or to the
+        real API without the credentials it needs (not_configured: they will fail)."""
+        has_pair = self.VOLC_ACCESS_KEY is not None and self.VOLC_SECRET_KEY is not None
+        keyed = {"ark": self.ARK_API_KEY is not None, "visual": has_pair}
+        modes = {"ark": self.ark_mode, "visual": self.visual_mode}
+        return {
+            name: "not_configured" if mode == "real" and not keyed[name] else mode
+            for name, mode in modes.items()
+        }
 
     def secrets(self) -> list[str]:
         """Every secret value set, for log and response redaction."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from volcimage import __version__
+from volcimage.config import PROVIDER_CREDENTIALS, ProviderState
 from volcimage.metrics import render as render_metrics
 from volcimage.migrate import head_revision
 from volcimage.quota import daily_limit, images_admitted_today
@@ -30,10 +31,20 @@ class Quota(BaseModel):
     limit: int | None
 
 
+class ProviderInfo(BaseModel):
+    state: ProviderState = Field(
+        description="real: calls go to VolcEngine; demo: to the built-in emulator; "
+        "not_configured: to VolcEngine without the credentials they need, so they fail"
+    )
+    models: list[str] = Field(description="Catalog ids of the models this upstream serves")
+    credentials: list[str] = Field(description="The settings it needs (names only)")
+
+
 class SystemInfo(BaseModel):
     version: str
-    api_connected: bool
-    mode: str
+    api_connected: bool = Field(description="Every provider has what it needs (see providers)")
+    mode: str = Field(description="demo when every provider is the emulator, else real")
+    providers: dict[str, ProviderInfo] = Field(description="ark (Seedream, SeedEdit), visual")
     models: list[str]
     quota: Quota = Field(description="Images asked for today by everyone, and the daily budget")
     user_quota: Quota | None = Field(None, description="The signed-in user's own, with accounts")
@@ -64,10 +75,20 @@ async def system_info(session: SessionDep, state: StateDep, caller: CallerDep) -
     if user is not None:
         mine = await images_admitted_today(session, user.id)
         user_quota = Quota(used=mine, limit=daily_limit(user, settings))
+    states = settings.provider_states()
+    providers = {
+        name: ProviderInfo(
+            state=value,
+            models=[m.id for m in state.catalog.models if m.provider == name],
+            credentials=PROVIDER_CREDENTIALS[name],
+        )
+        for name, value in states.items()
+    }
     return SystemInfo(
         version=__version__,
-        api_connected=settings.ark_mode == "demo" or settings.ARK_API_KEY is not None,
-        mode=settings.ark_mode,
+        api_connected="not_configured" not in states.values(),
+        mode="demo" if set(states.values()) == {"demo"} else "real",
+        providers=providers,
         models=[m.id for m in state.catalog.models],
         quota=Quota(used=used, limit=settings.DAILY_IMAGE_QUOTA or None),
         user_quota=user_quota,

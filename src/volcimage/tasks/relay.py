@@ -131,9 +131,10 @@ class PgRelay:
             return
         async with self.sessionmaker() as session:
             if kind == "image.updated":
-                image = await session.scalar(select(Image).where(Image.image_id == note["id"]))
-                if image is not None:
-                    public = views.image_shown(image).model_dump(mode="json")
+                query = select(Image, Task.seed).join(Task, Task.id == Image.task_pk)
+                row = (await session.execute(query.where(Image.image_id == note["id"]))).first()
+                if row is not None:
+                    public = views.image_shown(row[0], row[1]).model_dump(mode="json")
                     self.bus.deliver({"type": kind, "owner": owner, "image": public})
                 return
             found = await session.run_sync(views.load, Task.task_id == note["id"])

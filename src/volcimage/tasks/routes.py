@@ -38,7 +38,7 @@ from volcimage.errors import NotFound, ValidationError, VolcImageError, body_of,
 from volcimage.storage.decoding import decode
 from volcimage.storage.files import Area, Store
 from volcimage.storage.uploads import clean_upload
-from volcimage.tasks import service, views
+from volcimage.tasks import estimates, service, views
 from volcimage.tasks.deps import (
     Caller,
     CallerDep,
@@ -126,14 +126,14 @@ async def _queue(
         num_images=task.num_images,
     )
     await session.commit()
+    concurrency = state.settings.MAX_CONCURRENT_TASKS
+    estimated = await session.run_sync(estimates.queued_seconds, task, ahead - 1, concurrency)
     await _publish(state, "task.created", task.id)
     return GenerateResponse(
         task_id=task.task_id,
         status=task.status,
         created_at=task.created_at,
-        estimated_time=service.estimate_seconds(
-            task, ahead - 1, state.settings.MAX_CONCURRENT_TASKS
-        ),
+        estimated_time=estimated,
     )
 
 
@@ -284,10 +284,10 @@ async def update_image(
     """Marks an image as a favourite or sets its tags."""
     image = await service.get_image(session, image_id, caller)
     image = await service.update_image(session, image, change)
-    owner = await service.owner_of(session, image)
+    owner, seed = await service.task_of(session, image)
     audit.record(session, request, "image.update", image_id, **change.model_dump(exclude_none=True))
     await session.commit()
-    public = views.image_shown(image)
+    public = views.image_shown(image, seed)
     event = {"type": "image.updated", "owner": owner, "image": public.model_dump(mode="json")}
     state.bus.publish(event)
     return public

@@ -54,6 +54,7 @@ from volcimage.storage.images import SUFFIX, prepare
 from volcimage.tasks import views
 from volcimage.tasks.events import EventBus
 from volcimage.tasks.models import CallState, Image, Task, TaskStatus, UpstreamCall
+from volcimage.tasks.seeds import SLOT_STRIDE, image_seed, slot_seed
 from volcimage.tasks.service import get_task_by_pk, reference_file
 
 log = logging.getLogger("volcimage.runner")
@@ -62,7 +63,6 @@ log = logging.getLogger("volcimage.runner")
 CRASH_ALLOWANCE = 3
 UPSTREAM_BUDGET_LOCK = 0x766F6C63  # pg advisory lock key of the shared upstream budget
 CLAIM_LOCK = 0x766F6C64  # pg advisory lock key of claiming (the global concurrency cap)
-SLOT_STRIDE = 16  # image positions: slot * SLOT_STRIDE + index within the answer
 IMAGE_ID_NAMESPACE = uuid.UUID("5b0c6f1e-6a43-4a53-9c3e-766f6c63696d")
 WRITE_RETRY_MAX_SECONDS = 2.0  # a held write is tried again at least this often
 T = TypeVar("T")
@@ -79,14 +79,6 @@ class SlotOutcome:
     stored: int
     refused: list[UpstreamImage]
     cut_off: str | None = None  # why a group's stream ended early
-
-
-def slot_seed(seed: int | None, slot: int) -> int | None:
-    """Slot i draws with seed + i: a fixed seed gives N different, reproducible images rather
-    than N paid copies of one."""
-    if seed is None or seed < 0:
-        return seed
-    return (seed + slot) % 2**31
 
 
 def backoff_seconds(settings: Settings, retry_count: int, retry_after: float | None) -> float:
@@ -662,7 +654,7 @@ class Runner:
             "model": task.model,
             "width": task.width,
             "height": task.height,
-            "seed": slot_seed(task.seed, position // SLOT_STRIDE),
+            "seed": image_seed(task.seed, position),
             "scale": task.scale,
             "steps": task.steps,
         }

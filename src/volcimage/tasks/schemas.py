@@ -108,6 +108,10 @@ class ImagePublic(BaseModel):
     mime_type: str
     favorite: bool
     tags: list[str]
+    seed: int | None = Field(
+        description="The seed this image was drawn with: make it again with this seed and one "
+        "image; null when the seed was random or the model takes none"
+    )
     created_at: datetime
 
 
@@ -166,6 +170,11 @@ class TaskPublic(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    estimated_seconds: int | None = Field(
+        None,
+        description="While queued or running: seconds from start to finish that tasks like "
+        "this one (model, size) took here lately; null once it has ended",
+    )
 
 
 class ZipRequest(BaseModel):
@@ -198,7 +207,7 @@ class ImageRow(NamedTuple):
     created_at: datetime
 
 
-def image_public(image: Image | ImageRow, tags: list[str]) -> ImagePublic:
+def image_public(image: Image | ImageRow, tags: list[str], seed: int | None) -> ImagePublic:
     base = f"/api/v1/images/{image.image_id}"
     return ImagePublic(
         image_id=image.image_id,
@@ -210,11 +219,14 @@ def image_public(image: Image | ImageRow, tags: list[str]) -> ImagePublic:
         mime_type=image.mime_type,
         favorite=image.favorite,
         tags=tags,
+        seed=seed,
         created_at=image.created_at,
     )
 
 
-def task_public(task: Row[Any], images: list[ImagePublic]) -> TaskPublic:
+def task_public(
+    task: Row[Any], images: list[ImagePublic], estimated_seconds: int | None
+) -> TaskPublic:
     """A task row of views.TASK_COLUMNS, shaped for the API. Its typed columns already hold
     what the fields take, so it is not validated again: a fifth of a page of tasks' cost."""
     error = (
@@ -242,4 +254,5 @@ def task_public(task: Row[Any], images: list[ImagePublic]) -> TaskPublic:
         updated_at=task.updated_at,
         started_at=task.started_at,
         completed_at=task.completed_at,
+        estimated_seconds=estimated_seconds,
     )

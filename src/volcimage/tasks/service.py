@@ -23,8 +23,6 @@ from volcimage.tasks.deps import Caller
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
 from volcimage.tasks.schemas import GenerateRequest, ImageUpdate, TaskPublic
 
-SECONDS_PER_IMAGE = 8
-
 
 def visible(caller: Caller, owner: InstrumentedAttribute[int | None]) -> list[ColumnElement[bool]]:
     """Conditions on `owner` (Task.owner_id, Upload.owner_id): none for a caller who sees
@@ -226,10 +224,6 @@ async def get_upload(session: AsyncSession, upload_id: str, caller: Caller) -> U
     return upload
 
 
-def estimate_seconds(task: Task, queued_ahead: int, concurrency: int) -> int:
-    return SECONDS_PER_IMAGE * task.num_images + SECONDS_PER_IMAGE * (queued_ahead // concurrency)
-
-
 def _with_images(stmt: Select[Task]) -> Select[Task]:
     return stmt.options(selectinload(Task.images))
 
@@ -388,8 +382,11 @@ async def get_image(session: AsyncSession, image_id: str, caller: Caller) -> Ima
     return image
 
 
-async def owner_of(session: AsyncSession, image: Image) -> int | None:
-    return await session.scalar(select(Task.owner_id).where(Task.id == image.task_pk))
+async def task_of(session: AsyncSession, image: Image) -> tuple[int | None, int | None]:
+    """(owner id, seed) of the image's task."""
+    found = select(Task.owner_id, Task.seed).where(Task.id == image.task_pk)
+    row = (await session.execute(found)).one()
+    return row.owner_id, row.seed
 
 
 async def count_active(session: AsyncSession) -> int:

@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from volcimage.tasks.models import Image, Task, UserTag
+from volcimage.tasks import estimates
+from volcimage.tasks.models import FINAL_STATUSES, Image, Task, UserTag
 from volcimage.tasks.schemas import (
     ImagePublic,
     ImageRow,
@@ -21,6 +22,7 @@ from volcimage.tasks.schemas import (
     image_public,
     task_public,
 )
+from volcimage.tasks.seeds import image_seed
 from volcimage.users.models import User
 
 TASK_COLUMNS = (
@@ -71,6 +73,7 @@ _JOINED = (
         *TASK_COLUMNS,
         Image.id.label("image_pk"),
         Image.image_id.label("image_id"),
+        Image.position.label("image_position"),
         Image.width.label("image_width"),
         Image.height.label("image_height"),
         Image.file_size.label("image_file_size"),
@@ -99,7 +102,16 @@ def load(session: Session, *conditions: ColumnElement[bool]) -> list[Shown]:
         images = found.setdefault(row.id, (row, []))[1]
         if row.image_pk is not None:
             images.append(_image(row))
-    return [Shown(task.owner_id, task_public(task, images)) for task, images in found.values()]
+    active = {task.model for task, _ in found.values() if task.status not in FINAL_STATUSES}
+    runs = estimates.recent_runs(session, active)  # no query when nothing is under way
+    return [
+        Shown(task.owner_id, task_public(task, images, _estimate(task, runs)))
+        for task, images in found.values()
+    ]
+
+
+def _estimate(task: Any, runs: dict[str, list[estimates.Run]]) -> int | None:
+    return None if task.status in FINAL_STATUSES else estimates.for_task(task, runs)
 
 
 def _image(row: Any) -> ImagePublic:
@@ -113,7 +125,7 @@ def _image(row: Any) -> ImagePublic:
         row.image_created_at,
     )
     tags = sorted(row.image_tags.split(TAG_SEPARATOR)) if row.image_tags else []
-    return image_public(fields, tags)
+    return image_public(fields, tags, image_seed(row.seed, row.image_position))
 
 
 def tasks(session: Session, *conditions: ColumnElement[bool]) -> list[TaskPublic]:
@@ -125,9 +137,10 @@ def by_pk(session: Session, pk: int) -> Shown | None:
     return found[0] if found else None
 
 
-def image_shown(image: Image) -> ImagePublic:
-    """A loaded image (its tags load with it), shaped for the API."""
-    return image_public(image, sorted(tag.tag_name for tag in image.tags))  # as `load` sorts
+def image_shown(image: Image, task_seed: int | None) -> ImagePublic:
+    """A loaded image (its tags load with it) of a task with this seed, shaped for the API."""
+    tags = sorted(tag.tag_name for tag in image.tags)  # as `load` sorts
+    return image_public(image, tags, image_seed(task_seed, image.position))
 
 
 def event(kind: str, shown: Shown) -> dict[str, Any]:

@@ -112,6 +112,9 @@
       username: "",
       password: "",
       loginError: "",
+      now: Date.now(),  // ticks while tasks are under way: their elapsed time
+      baseTitle: "",
+      notify: localStorage.getItem("volcimage.notify") === "1",
 
       // ---- start-up -------------------------------------------------------------------------
       async init() {
@@ -142,6 +145,13 @@
           }, { root: null, rootMargin: "200px" }).observe(sentinel);
         }
         setInterval(() => this.loadInfo(), 30000);
+        this.baseTitle = document.title;
+        setInterval(() => {
+          if (this.activeTasks().length) this.now = Date.now();
+        }, 1000);
+        window.Alpine.effect(() => {
+          document.title = this.tabTitle();
+        });
       },
 
       async loadAll() {
@@ -546,6 +556,13 @@
       examples() {
         return EXAMPLES[this.lang] || EXAMPLES.en;
       },
+      // one image again: its own seed and a count of one, not the whole task paid for again
+      remixImage(entry) {
+        if (!entry) return;
+        const params = { ...(entry.task.params || {}), group: false };
+        if (entry.image.seed === null || entry.image.seed === undefined) this.form.seedMode = "random";
+        this.remix({ ...entry.task, params, num_images: 1, seed: entry.image.seed });
+      },
       remix(task) {
         if (!task) return;
         this.fillForm(task, () => {
@@ -747,6 +764,8 @@
       // a task as an event shows it: replaced where shown, else new on top
       upsert(task) {
         if (this.isStale(task)) return;
+        const known = this.findTask(task.task_id);
+        if (known && !FINAL.includes(known.status) && FINAL.includes(task.status)) this.notifyEnded(task);
         const i = this.gallery.findIndex((t) => t.task_id === task.task_id);
         if (i >= 0) this.gallery.splice(i, 1, task);
         else this.gallery.unshift(task);
@@ -1040,10 +1059,12 @@
           this.toast(this.t("toast.copyFailed"), "error");
         }
       },
-      paramsLine(task) {
+      // `image`: the viewer's, whose own seed is shown (a task's images each have one)
+      paramsLine(task, image) {
         const size = task.images.length ? task.images[0] : task; // adaptive sizes are known after
         const parts = [this.modelName(task.model), size.width + "×" + size.height];
-        if (task.seed !== null && task.seed !== undefined) parts.push(this.t("param.seed") + " " + task.seed);
+        const seed = image ? image.seed : task.seed;
+        if (seed !== null && seed !== undefined) parts.push(this.t("param.seed") + " " + seed);
         if (task.scale !== null && task.scale !== undefined) parts.push(this.t("param.scale") + " " + task.scale);
         if (task.steps !== null && task.steps !== undefined) parts.push(this.t("param.steps") + " " + task.steps);
         return parts.join(" · ");
@@ -1111,7 +1132,7 @@
             "-": () => this.zoomBy(0.8),
             "0": () => this.resetZoom(),
             f: () => c && this.toggleFavorite(c.image),
-            r: () => c && this.remix(c.task),
+            r: () => this.remixImage(c),
             c: () => c && this.pickForCompare(c.image),
           };
           if (actions[event.key]) {
@@ -1162,11 +1183,100 @@
         const q = this.info.user_quota || this.info.quota || { used: 0, limit: null };
         return q.limit ? q.used + " / " + q.limit : this.t("status.quotaUnlimited", { n: q.used });
       },
+      // Each provider as the server reports it: real, demo or not_configured (an older server
+      // reports only `mode`, which then stands for all of them).
+      providers() {
+        return Object.entries(this.info.providers || {});
+      },
+      providersIn(state) {
+        return this.providers().filter(([, p]) => p.state === state);
+      },
+      providerNames(entries) {
+        return entries.map(([name]) => this.t("provider." + name)).join(this.t("list.separator"));
+      },
+      allProviders(state) {
+        const all = this.providers();
+        return all.length ? all.every(([, p]) => p.state === state) : this.info.mode === state;
+      },
       modeText() {
-        return this.info.mode ? this.t("mode." + this.info.mode) : "";
+        if (!this.info.mode) return "";
+        if (this.allProviders("demo")) return this.t("mode.demo");
+        if (this.allProviders("real")) return this.t("mode.real");
+        return this.providers().map(([name, p]) => this.t("provider." + name) + " " + this.t("providerState." + p.state)).join(" · ");
+      },
+      // `short`: a phone's top bar has room for a word, not the names
+      demoBadge(short) {
+        if (this.allProviders("demo")) return this.info.mode ? this.t("mode.demoBadge") : "";
+        const demo = this.providersIn("demo");
+        if (!demo.length) return "";
+        return short ? this.t("mode.partDemoShort") : this.t("mode.partDemoBadge", { names: this.providerNames(demo) });
       },
       needsCredentials() {
-        return this.info.mode && this.info.mode !== "demo" && !this.info.api_connected;
+        return Boolean(this.info.mode) && !this.info.api_connected;
+      },
+      credentialsBanner() {
+        const missing = this.providersIn("not_configured");
+        if (!missing.length) return { title: this.t("banner.noCredentials"), how: this.t("banner.noCredentialsHow") };
+        const vars = missing.flatMap(([, p]) => p.credentials).join(" / ");
+        return {
+          title: this.t("banner.notConfigured", { names: this.providerNames(missing) }),
+          how: this.t("banner.notConfiguredHow", { vars }),
+        };
+      },
+      async toggleNotify() {
+        if (this.notify) {
+          this.notify = false;
+          localStorage.removeItem("volcimage.notify");
+          return;
+        }
+        if (!("Notification" in window)) {
+          this.toast(this.t("notify.unsupported"), "error");
+          return;
+        }
+        const answer = Notification.permission === "granted" ? "granted" : await Notification.requestPermission();
+        this.notify = answer === "granted";
+        if (this.notify) localStorage.setItem("volcimage.notify", "1");
+        else this.toast(this.t("notify.denied"), "error");
+      },
+      // a task that ended while the page was out of sight, if asked for
+      notifyEnded(task) {
+        if (!this.notify || document.visibilityState !== "hidden" || !("Notification" in window)) return;
+        if (Notification.permission !== "granted") return;
+        const note = new Notification(this.statusText(task) + " · " + this.baseTitle, { body: task.prompt.slice(0, 140), tag: task.task_id });
+        note.onclick = () => {
+          window.focus();
+          note.close();
+        };
+      },
+      tabTitle() {
+        const n = this.activeTasks().length;
+        return n ? this.t("title.running", { n }) + " · " + this.baseTitle : this.baseTitle;
+      },
+
+      // ---- progress: time under way against what tasks like it took here -------------------
+      elapsedSeconds(task) {
+        const from = task.status === "pending" || !task.started_at ? task.created_at : task.started_at;
+        return Math.max(0, Math.floor((this.now - Date.parse(from)) / 1000));
+      },
+      // The stored images move the bar; between them it creeps towards 90 % as the usual time
+      // passes, so a long upstream call does not look stuck.
+      progressWidth(task) {
+        if (task.status !== "processing" || !task.estimated_seconds) return task.progress;
+        const guessed = 10 + 80 * Math.min(1, this.elapsedSeconds(task) / task.estimated_seconds);
+        return Math.max(task.progress, Math.round(guessed));
+      },
+      duration(seconds) {
+        if (seconds < 60) return this.t("time.seconds", { n: seconds });
+        return this.t("time.minutes", { m: Math.floor(seconds / 60), s: seconds % 60 });
+      },
+      timingText(task) {
+        const estimate = task.estimated_seconds;
+        if (task.status === "pending") return estimate ? this.t("progress.queued", { e: this.duration(estimate) }) : "";
+        if (task.status !== "processing") return "";
+        const elapsed = this.elapsedSeconds(task);
+        if (!estimate) return this.duration(elapsed);
+        const key = elapsed > estimate * 1.5 ? "progress.slow" : "progress.timing";
+        return this.t(key, { s: this.duration(elapsed), e: this.duration(estimate) });
       },
     };
   }
