@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.support import serving
 
@@ -81,6 +82,7 @@ async def _final(url: str, task_ids: list[str]) -> list[dict[str, Any]]:
     raise AssertionError("tasks did not end")
 
 
+@pytest.mark.timeout(600)  # a safety net: about 80 s here, longer on a busy machine
 def test_two_hundred_tasks_beside_fifty_readers_on_the_default_setup(tmp_path: Path) -> None:
     settings = {
         "EMULATOR_LATENCY_MS": 200,

@@ -8,6 +8,7 @@ median is not thrown by one slow call. A constant is only the guess for a model 
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -54,9 +55,24 @@ def estimate(runs: list[Run], width: int, height: int, num_images: int, group: b
 
 
 def recent_runs(session: Session, models: Collection[str]) -> dict[str, list[Run]]:
-    """The newest clean runs (completed in one attempt, no error) of each model, newest first."""
-    if not models:
-        return {}
+    """The newest clean runs (completed in one attempt, no error) of each model, newest first;
+    each model's read at most every CACHE_SECONDS per database, as every read of a task under
+    way asks (a page of history, each event) and the answer moves slowly."""
+    database = str(session.connection().engine.url)
+    now = time.monotonic()
+    stale = [m for m in models if _CACHE.get((database, m), (0.0, []))[0] <= now]
+    if stale:
+        found = _query(session, stale)
+        for model in stale:
+            _CACHE[(database, model)] = (now + CACHE_SECONDS, found.get(model, []))
+    return {m: _CACHE[(database, m)][1] for m in models if (database, m) in _CACHE}
+
+
+CACHE_SECONDS = 30.0
+_CACHE: dict[tuple[str, str], tuple[float, list[Run]]] = {}
+
+
+def _query(session: Session, models: Collection[str]) -> dict[str, list[Run]]:
     newest = select(func.max(Task.id)).scalar_subquery()
     ranked = (
         select(
