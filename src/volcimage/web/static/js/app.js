@@ -749,7 +749,9 @@
         }
       },
       async catchUpOnce() {
-        const shownBefore = new Map([...this.gallery, ...this.history.items].map((t) => [t.task_id, t]));
+        // by the copy findTask gives (the gallery's, where both lists hold one): judged by the
+        // other, a task both show was never "still the one shown", and a deleted one stayed
+        const shownBefore = new Map([...this.history.items, ...this.gallery].map((t) => [t.task_id, t]));
         let newest;
         try {
           newest = (await request("GET", "/tasks?limit=50")).items;
