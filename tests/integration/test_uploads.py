@@ -75,8 +75,52 @@ async def test_bad_uploads_are_400_and_keep_nothing(
         response = await studio.client.post(f"{API}/uploads", files=files)
         assert response.status_code == 400, response.text
         assert response.json()["details"]["field"] == "file"
+        assert response.json()["details"]["reason"]
         assert message in response.json()["message"]
         assert not list(studio.settings.upload_dir.rglob("*.*"))
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A small JPEG whose header (SOF0) gives these dimensions, as a huge photo's does."""
+    out = io.BytesIO()
+    PILImage.new("RGB", (16, 16)).save(out, "JPEG")
+    raw = bytearray(out.getvalue())
+    sof = raw.index(b"\xff\xc0")
+    raw[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(("width", "height"), [(12000, 12000), (7000, 7000)])
+async def test_a_picture_over_the_pixel_limit_is_called_that(
+    app_client: httpx.AsyncClient, width: int, height: int
+) -> None:
+    """Not "not a picture that can be read": Pillow refuses one over twice its limit on open."""
+    files = {"file": ("big.jpg", jpeg_claiming(width, height), "image/jpeg")}
+    response = await app_client.post(f"{API}/uploads", files=files)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert "too many pixels" in body["message"] and "6000×6000" in body["message"]
+    details = body["details"]
+    assert details["reason"] == "too_many_pixels"
+    assert details["pixels"] == width * height and details["max_pixels"] == 6000 * 6000
+
+
+async def test_a_file_over_the_limit_is_told_its_real_size_in_mb(make_studio: Any) -> None:
+    async with make_studio(MAX_UPLOAD_MB=1) as studio:
+        data = render_image("noise", 1, 1, 1, fmt="png") + b"\0" * (1024 * 1024 + 40_000)
+        files = {"file": ("x.png", data, "image/png")}
+        response = await studio.client.post(f"{API}/uploads", files=files)
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["message"] == "The file is 1.1 MB; at most 1 MB are accepted"
+        assert body["details"] == {
+            "field": "file",
+            "reason": "too_large",
+            "size": len(data),
+            "max_bytes": 1024 * 1024,
+        }
+        models = (await studio.client.get(f"{API}/models")).json()
+        assert models["uploads"]["max_bytes"] == 1024 * 1024
 
 
 async def test_seededit_edits_an_uploaded_image(app_client: httpx.AsyncClient) -> None:

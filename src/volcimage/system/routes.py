@@ -14,6 +14,7 @@ from volcimage.config import PROVIDER_CREDENTIALS, ProviderState
 from volcimage.metrics import render as render_metrics
 from volcimage.migrate import head_revision
 from volcimage.quota import daily_limit, images_admitted_today
+from volcimage.storage.uploads import limits
 from volcimage.system import health as checks_of
 from volcimage.tasks.deps import (
     CallerDep,
@@ -52,7 +53,8 @@ class SystemInfo(BaseModel):
 
 @router.get("/models")
 async def models(state: StateDep) -> dict[str, Any]:
-    """The model catalog: sizes, counts and parameters each model takes, and its price."""
+    """The model catalog: sizes, counts and parameters each model takes, and its price; and
+    what a reference image upload may be (`uploads`)."""
     catalog = state.catalog
     items = [
         {
@@ -63,7 +65,8 @@ async def models(state: StateDep) -> dict[str, Any]:
         }
         for m in catalog.models
     ]
-    return {"models": items, "default_model": catalog.default_model}
+    uploads = limits(state.settings.MAX_UPLOAD_MB * 1024 * 1024)
+    return {"models": items, "default_model": catalog.default_model, "uploads": uploads}
 
 
 @router.get("/system/info", response_model=SystemInfo)

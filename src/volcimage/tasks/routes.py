@@ -37,7 +37,7 @@ from volcimage.db import utcnow
 from volcimage.errors import NotFound, ValidationError, VolcImageError, body_of, invalid_input
 from volcimage.storage.decoding import decode
 from volcimage.storage.files import Area, Store
-from volcimage.storage.uploads import clean_upload
+from volcimage.storage.uploads import clean_upload, too_large
 from volcimage.tasks import estimates, service, views
 from volcimage.tasks.deps import (
     Caller,
@@ -417,6 +417,8 @@ async def upload(
     """Keeps a reference image for image-to-image models: its type is read from the bytes,
     its size and pixels are bounded, its metadata (EXIF) is removed."""
     limit = state.settings.MAX_UPLOAD_MB * 1024 * 1024
+    if file.size is not None and file.size > limit:  # spooled whole already: say its real size
+        raise too_large(file.size, limit)
     raw = await file.read(limit + 1)
     clean = await decode(
         clean_upload,

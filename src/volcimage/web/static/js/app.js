@@ -9,6 +9,9 @@
   const HISTORY_PAGE = 20;
   const UNDO_MS = 6000;
   const MAX_SEED = 2147483647;
+  const MB = 1024 * 1024;
+  const MAX_TOASTS = 3;
+  const DRAGGED_IMAGE = "application/x-volcimage-image"; // a gallery image dragged to the references
   const EXAMPLES = {
     "zh-CN": ["清晨薄雾中的江南水乡，水墨风格", "一只戴着宇航员头盔的橘猫，电影感光影", "赛博朋克城市夜景，霓虹灯倒映在雨后的街道"],
     en: ["A misty water town at dawn, ink wash painting", "An orange cat in an astronaut helmet, cinematic light", "A cyberpunk street at night, neon reflected in rain"],
@@ -18,7 +21,19 @@
     constructor(status, body) {
       super((body && body.message) || "HTTP " + status);
       this.status = status;
-      this.code = (body && body.error) || "http_error";
+      // a proxy's own 413 (an HTML page) is still a body too large
+      this.code = (body && body.error) || (status === 413 ? "payload_too_large" : "http_error");
+      this.details = (body && body.details) || {};
+      this.retryAfter = (body && body.retry_after) || 0;
+    }
+  }
+
+  // fetch, with a failure to reach the server as an ApiError like any other
+  async function send(url, init) {
+    try {
+      return await fetch(url, init);
+    } catch (err) {
+      throw new ApiError(0, { error: "network_error", message: String((err && err.message) || err) });
     }
   }
 
@@ -35,7 +50,7 @@
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    const response = await fetch(API + path, init);
+    const response = await send(API + path, init);
     if (response.status === 401 && !path.startsWith("/session")) window.dispatchEvent(new CustomEvent("volcimage:unauthorized"));
     if (response.status === 204) return null;
     const data = await response.json().catch(() => null);
@@ -61,6 +76,7 @@
       lang: window.volcI18n.initialLang(),
       theme: localStorage.getItem("volcimage.theme") || "system",
       models: [],
+      uploadLimits: { max_bytes: 10 * MB, max_pixels: 6000 * 6000, min_side: 15, max_ratio: 16 },
       info: { version: "", mode: "", api_connected: true, quota: { used: 0, limit: null }, user_quota: null },
       access: { mode: "open", user: null, signed_in: true },
       users: [],
@@ -269,6 +285,7 @@
         try {
           const data = await request("GET", "/models");
           this.models = data.models;
+          if (data.uploads) this.uploadLimits = data.uploads;
           this.form.model = this.form.model || data.default_model;
           this.onModelChange();
         } catch (err) {
@@ -382,7 +399,24 @@
       },
       onDrop(event) {
         this.dragging = false;
-        this.addFiles(event.dataTransfer ? event.dataTransfer.files : []);
+        const transfer = event.dataTransfer;
+        if (!transfer) return;
+        const dragged = transfer.getData(DRAGGED_IMAGE);
+        if (dragged) this.addReference(JSON.parse(dragged));
+        else this.addFiles(transfer.files);
+      },
+      // a stored image dragged from the gallery or history, to drop on the references
+      dragImage(event, image) {
+        event.dataTransfer.setData(DRAGGED_IMAGE, JSON.stringify({ id: image.image_id, thumb: image.thumbnail_url }));
+        event.dataTransfer.effectAllowed = "copy";
+      },
+      addReference(ref) {
+        if (this.form.references.some((r) => r.id === ref.id)) return;
+        if (this.form.references.length + this.uploading >= this.maxRefs()) {
+          this.toast(this.t("refs.full", { max: this.maxRefs() }), "error");
+          return;
+        }
+        this.form.references.push(ref);
       },
       onPick(event) {
         this.addFiles(event.target.files || []);
@@ -402,34 +436,43 @@
             this.toast(this.t("refs.full", { max: this.maxRefs() }), "error");
             return;
           }
+          const limit = this.uploadLimits.max_bytes;
+          if (file.size > limit) {  // the server would refuse it unread: say so before sending it
+            const reason = this.uploadText({ reason: "too_large", size: file.size, max_bytes: limit });
+            this.toast(this.t("upload.named", { name: file.name, reason }), "error");
+            continue;
+          }
           this.uploading++;
           try {
             const body = new FormData();
             body.append("file", file);
-            const response = await fetch(API + "/uploads", { method: "POST", body, headers: guarded("POST", {}) });
+            const response = await send(API + "/uploads", { method: "POST", body, headers: guarded("POST", {}) });
             const data = await response.json().catch(() => null);
             if (!response.ok) throw new ApiError(response.status, data);
             this.form.references.push({ id: data.upload_id, thumb: data.thumbnail_url });
           } catch (err) {
-            this.toastError(err);
+            if (err.status === 401) continue;
+            this.toast(this.t("upload.named", { name: file.name, reason: this.apiErrorText(err) }), "error", null, err.message);
           } finally {
             this.uploading--;
           }
         }
       },
       useAsReference(image) {
+        let switched = "";
         if (!this.maxRefs()) {
           const capable = this.models.find((m) => m.max_reference_images > 0 && m.size_rule.mode !== "adaptive");
           if (!capable) return;
+          switched = this.t("refs.switched", { from: this.modelName(this.form.model), to: capable.name });
           this.form.model = capable.id;
         }
         this.$nextTick(() => {
+          this.closeViewer();
+          this.tab = "params";
           if (this.form.references.some((r) => r.id === image.image_id)) return;
           if (this.form.references.length >= this.maxRefs()) this.form.references.shift();
           this.form.references.push({ id: image.image_id, thumb: image.thumbnail_url });
-          this.closeViewer();
-          this.tab = "params";
-          this.toast(this.t("toast.referenceAdded"), "success");
+          this.toast(switched || this.t("toast.referenceAdded"), switched ? "info" : "success");
         });
       },
       removeReference(ref) {
@@ -438,10 +481,13 @@
       sizeOptions() {
         const model = this.currentModel();
         if (!model) return [];
-        return model.size_presets.map((value) => {
-          const [w, h] = value.split("x").map(Number);
-          return { value, ratio: ratioLabel(w, h), w, h };
-        });
+        // by shape, tall to wide, then by size: the 1:1 chips side by side, smallest first
+        return model.size_presets
+          .map((value) => {
+            const [w, h] = value.split("x").map(Number);
+            return { value, ratio: ratioLabel(w, h), w, h };
+          })
+          .sort((a, b) => a.w / a.h - b.w / b.h || a.w * a.h - b.w * b.h);
       },
       pickSize(value) {
         this.form.custom = false;
@@ -502,9 +548,25 @@
         const total = model.price_per_image * this.form.num_images;
         return (model.currency === "CNY" ? "¥" : model.currency + " ") + total.toFixed(2);
       },
+      costText() {
+        const n = Number(this.form.num_images);
+        return this.t(n === 1 ? "param.costOne" : "param.cost", { cost: this.cost(), n });
+      },
       canGenerate() {
-        const refsOk = this.form.references.length >= this.minRefs() && !this.uploading;
-        return !this.submitting && refsOk && this.form.prompt.trim().length > 0 && !this.promptTooLong() && !this.checkCustomSize();
+        return !this.submitting && !this.blockReason();
+      },
+      // something to fix, not just the prompt still to write or an upload under way
+      blockIsProblem() {
+        return !this.uploading && Boolean(this.form.prompt.trim()) && Boolean(this.blockReason());
+      },
+      // why Generate is off, said beside it and by Ctrl+Enter; "" when it is on
+      blockReason() {
+        if (this.uploading) return this.t("why.uploading");
+        if (!this.form.prompt.trim()) return this.t("why.prompt");
+        if (this.promptTooLong()) return this.t("why.promptTooLong", { n: this.form.prompt.length, max: this.promptLimit() });
+        if (this.form.references.length < this.minRefs()) return this.t("refs.needed", { n: this.minRefs() });
+        const size = this.checkCustomSize();
+        return size ? this.t("why.size", { reason: size }) : "";
       },
       randomSeed() {
         return Math.floor(Math.random() * MAX_SEED);
@@ -531,17 +593,17 @@
         return body;
       },
       async generate() {
-        if (!this.canGenerate()) {
-          if (!this.form.prompt.trim()) this.toast(this.t("error.emptyPrompt"), "error");
-          else if (this.form.references.length < this.minRefs()) this.toast(this.t("refs.needed", { n: this.minRefs() }), "error");
+        if (this.submitting) return;
+        const reason = this.blockReason();
+        if (reason) {
+          this.toast(reason, "error");
           return;
         }
         this.submitting = true;
         try {
           const created = await request("POST", "/generate", this.requestBody());
           const task = await request("GET", "/task/" + created.task_id);
-          this.upsert(task);
-          this.toast(this.t("toast.queued"), "success");
+          this.upsert(task);  // its card says it is queued: no toast
           this.tab = "gallery";
         } catch (err) {
           this.toastError(err);
@@ -551,6 +613,7 @@
       },
       useExample(text) {
         this.form.prompt = text;
+        this.tab = "params"; // on a phone the prompt is on its own tab
         this.$nextTick(() => this.$refs.prompt && this.$refs.prompt.focus());
       },
       examples() {
@@ -680,13 +743,8 @@
         const task = event.task;
         const before = this.findTask(task.task_id);
         this.upsert(task);
-        if (before && !FINAL.includes(before.status) && task.status === "completed") {
-          if (this.isPartial(task)) this.toast(this.t("toast.partial", this.madeOfAsked(task)), "info");
-          else this.toast(this.t("toast.completed", { n: task.images.length }), "success");
-          this.loadInfo();
-        } else if (before && before.status !== "failed" && task.status === "failed") {
-          this.toast(this.failureText(task), "error");
-        }
+        // the task's card says how it ended: no toast
+        if (before && !FINAL.includes(before.status) && FINAL.includes(task.status)) this.loadInfo();
       },
       // Events were lost (the stream dropped, or the server's were): the 50 newest tasks are read
       // again and the page made to agree with them: shown ones replaced, missed new ones put in
@@ -708,7 +766,9 @@
         }
       },
       async catchUpOnce() {
-        const shownBefore = new Map([...this.gallery, ...this.history.items].map((t) => [t.task_id, t]));
+        // by the copy findTask gives (the gallery's, where both lists hold one): judged by the
+        // other, a task both show was never "still the one shown", and a deleted one stayed
+        const shownBefore = new Map([...this.history.items, ...this.gallery].map((t) => [t.task_id, t]));
         let newest;
         try {
           newest = (await request("GET", "/tasks?limit=50")).items;
@@ -799,7 +859,8 @@
       },
       slots(task) {
         const slots = task.images.map((image) => ({ key: image.image_id, image }));
-        const missing = task.status === "completed" ? 0 : Math.max(0, task.num_images - task.images.length);
+        // placeholders only while images may still come: an ended task keeps none
+        const missing = this.isActive(task) ? Math.max(0, task.num_images - task.images.length) : 0;
         for (let i = 0; i < missing; i++) slots.push({ key: task.task_id + "-slot-" + i, image: null });
         return slots;
       },
@@ -813,15 +874,53 @@
       madeOfAsked(task) {
         return { made: task.images.length, asked: task.num_images };
       },
+      // a task's error in the page's words; its code and the upstream's text are the detail
       failureText(task) {
         const error = task.error || {};
-        const hint = error.code ? this.t("hint." + error.code, {}, "") : "";
-        return (error.message || this.t("status.failed")) + (hint ? " — " + hint : "");
+        return error.code ? this.codeText(error.code) : this.t("status.failed");
+      },
+      failureDetail(task) {
+        const error = task.error || {};
+        return [error.code ? this.t("err.detailCode", { code: error.code }) : "", error.message || ""].filter(Boolean).join(" · ");
+      },
+      codeText(code) {
+        return this.t(window.volcI18n.errorKey(code));
+      },
+      // an API error in the page's words (the server's own text is shown beside it)
+      apiErrorText(err) {
+        const d = err.details || {};
+        if (err.code === "validation_error" && d.field === "file" && d.reason) return this.uploadText(d);
+        if (err.code === "validation_error") {
+          const field = d.field || (d.errors && d.errors.length ? d.errors[0].field : "");
+          return field ? this.t("err.validation_field", { field }) : this.t("err.validation_error");
+        }
+        if (err.code === "payload_too_large") return this.t("err.payload_too_large", { max: Math.floor((d.limit || this.uploadLimits.max_bytes) / MB) });
+        if (err.code === "rate_limit_exceeded" && err.retryAfter) return this.t("err.rate_limit_after", { n: err.retryAfter });
+        return this.codeText(err.code);
+      },
+      // an upload refusal from its `details` (the server's, or the page's own size check)
+      uploadText(d) {
+        const side = Math.floor(Math.sqrt(d.max_pixels || this.uploadLimits.max_pixels));
+        const values = {
+          too_large: { size: Math.ceil((d.size * 10) / MB) / 10, max: Math.round((d.max_bytes / MB) * 10) / 10 },
+          too_many_pixels: {
+            got: d.width && d.height ? d.width + "×" + d.height : this.pixelsText(d.pixels),
+            max: side + "×" + side,
+            limit: this.pixelsText(d.max_pixels || side * side),
+          },
+          too_small: { width: d.width, height: d.height, min: d.min_side },
+          ratio: { width: d.width, height: d.height, max: d.max_ratio },
+          format: { format: d.format },
+        };
+        return this.t("upload." + d.reason, values[d.reason] || {}, this.t("err.validation_error"));
+      },
+      pixelsText(pixels) {
+        const n = this.lang === "zh-CN" ? Math.round(pixels / 1e4) : Math.round(pixels / 1e5) / 10;
+        return this.t("upload.pixels", { n });
       },
       async cancel(task) {
         try {
           this.upsert(await request("POST", "/task/" + task.task_id + "/cancel"));
-          this.toast(this.t("toast.cancelled"), "info");
         } catch (err) {
           this.toastError(err);
         }
@@ -829,7 +928,6 @@
       async retry(task) {
         try {
           this.upsert(await request("POST", "/task/" + task.task_id + "/retry"));
-          this.toast(this.t("toast.queued"), "success");
         } catch (err) {
           this.toastError(err);
         }
@@ -1059,9 +1157,9 @@
           this.toast(this.t("toast.copyFailed"), "error");
         }
       },
-      // `image`: the viewer's, whose own seed is shown (a task's images each have one)
+      // `image`: the viewer's, whose own size and seed are shown (each image has its own)
       paramsLine(task, image) {
-        const size = task.images.length ? task.images[0] : task; // adaptive sizes are known after
+        const size = image || (task.images.length ? task.images[0] : task); // adaptive sizes are known after
         const parts = [this.modelName(task.model), size.width + "×" + size.height];
         const seed = image ? image.seed : task.seed;
         if (seed !== null && seed !== undefined) parts.push(this.t("param.seed") + " " + seed);
@@ -1090,15 +1188,19 @@
       },
 
       // ---- toasts ---------------------------------------------------------------------------
-      toast(message, kind, action) {
+      // At most MAX_TOASTS at once, the oldest giving way; while the viewer is open, only the
+      // newest (it sits clear of the viewer's controls).
+      toast(message, kind, action, detail) {
         const id = Date.now() + Math.random();
-        this.toasts.push({ id, message, kind: kind || "info", action: action || null });
+        this.toasts = [...this.toasts, { id, message, detail: detail || "", kind: kind || "info", action: action || null }].slice(-MAX_TOASTS);
         setTimeout(() => this.dismiss(id), action ? UNDO_MS : kind === "error" ? 8000 : 3500);
+      },
+      shownToasts() {
+        return this.viewer.open || this.compare.open ? this.toasts.slice(-1) : this.toasts;
       },
       toastError(err) {
         if (err.status === 401) return; // the API key dialog says it
-        const hint = err.code ? this.t("hint." + err.code, {}, "") : "";
-        this.toast(err.message + (hint ? " — " + hint : ""), "error");
+        this.toast(this.apiErrorText(err), "error", null, err.message);
       },
       dismiss(id) {
         this.toasts = this.toasts.filter((t) => t.id !== id);
