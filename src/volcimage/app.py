@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import AsyncIterator
 from importlib.resources import files
@@ -13,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -155,11 +156,19 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
         app.mount("/emulator", state.emulator)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
+    page = render_index(settings.APP_NAME)
+
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(str(STATIC_DIR / "index.html"), headers={"Cache-Control": "no-cache"})
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def render_index(app_name: str) -> str:
+    """The page with APP_NAME as its title and brand: right at first paint, before sign-in."""
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    return page.replace("{{ app_name }}", html.escape(app_name))
 
 
 ERROR_SCHEMA = {

@@ -12,8 +12,10 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 from packaging.requirements import Requirement
 
 from tests.support import free_port
@@ -55,6 +57,27 @@ def test_lock_file_pins_every_runtime_dependency_within_its_range() -> None:
         name = re.sub(r"[-_.]+", "-", requirement.name).lower()
         assert name in pins, f"{name} is not in requirements.lock"
         assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} vs {spec}"
+
+
+def compose_with(env: dict[str, str]) -> dict[str, Any]:
+    """docker-compose.yml as compose reads it, `${VAR:-default}` filled from `env` (as from the
+    project's .env): no Docker engine here."""
+
+    def fill(match: re.Match[str]) -> str:
+        return env.get(match[1]) or match[2]
+
+    text = re.sub(r"\$\{(\w+):-([^}]*)\}", fill, (ROOT / "docker-compose.yml").read_text())
+    return dict(yaml.safe_load(text))
+
+
+def test_backend_port_in_dot_env_moves_the_backend_and_nginx_upstream_together() -> None:
+    services = compose_with({"BACKEND_PORT": "9001"})["services"]
+    assert services["backend"]["environment"]["BACKEND_PORT"] == "9001"
+    assert services["nginx"]["environment"]["BACKEND_UPSTREAM"] == "backend:9001"
+    # the image's health check (which reads BACKEND_PORT), not one pinned to a port
+    assert "healthcheck" not in services["backend"]
+    default = compose_with({})["services"]
+    assert default["nginx"]["environment"]["BACKEND_UPSTREAM"] == "backend:8000"
 
 
 def dockerfile_runtime() -> tuple[dict[str, str], list[str], list[str]]:
