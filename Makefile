@@ -34,7 +34,7 @@ check: $(STAMP)
 screenshots: $(STAMP)
 	$(PY) scripts/screenshots.py
 
-## css: rebuild the page's CSS and vendored Alpine from package.json
+## css: rebuild the page's CSS and the vendored Alpine and Swagger UI from package.json
 css:
 	npm ci --no-audit --no-fund
 	npm run build
