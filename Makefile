@@ -10,7 +10,6 @@ STAMP := $(VENV)/.installed-dev-$(HASH)
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
