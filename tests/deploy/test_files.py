@@ -139,3 +139,24 @@ def test_container_start_command_serves_and_passes_its_health_check(tmp_path: Pa
         process.terminate()
         out = process.communicate(timeout=15)[0].decode()
     assert '"level": "INFO"' in out, "JSON logs to stdout, as in containers"
+
+
+def make_dry_run(target: str, venv: Path) -> str:
+    """What `make TARGET` would run on a fresh clone (no venv yet), without running it."""
+    return subprocess.run(
+        ["make", "-n", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", target],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_make_run_installs_only_what_serving_needs_and_make_test_adds_the_tools(
+    tmp_path: Path,
+) -> None:
+    run = make_dry_run("run", tmp_path / "venv")
+    assert "pip install -q -e .\n" in run and "[dev]" not in run
+    assert run.rstrip().endswith("volcimage serve")
+    test = make_dry_run("test", tmp_path / "venv")
+    assert "pip install -q -e '.[dev]'" in test
+    assert test.index("-e .\n") < test.index("[dev]") < test.index("bin/pytest ")
