@@ -1,19 +1,25 @@
 # The two commands a user needs: `make run` and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
+# Serving needs only the package; the test tools (dev extras) come with the first `make test`.
+RUN_STAMP := $(VENV)/.installed-run-$(HASH)
+STAMP := $(VENV)/.installed-dev-$(HASH)
 
 .PHONY: run test check css screenshots
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+$(STAMP): $(RUN_STAMP)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
 ## run: the studio on http://localhost:8080 (demo mode without keys; reads .env if present)
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(VENV)/bin/volcimage serve
 
 ## test: quality gates, then the whole suite on SQLite and PostgreSQL with coverage
@@ -34,7 +40,7 @@ check: $(STAMP)
 screenshots: $(STAMP)
 	$(PY) scripts/screenshots.py
 
-## css: rebuild the page's CSS and vendored Alpine from package.json
+## css: rebuild the page's CSS and the vendored Alpine and Swagger UI from package.json
 css:
 	npm ci --no-audit --no-fund
 	npm run build

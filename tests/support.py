@@ -210,6 +210,46 @@ class Server:
         self._log.close()
 
 
+S3_BUCKET = "studio-images"
+
+
+@contextlib.contextmanager
+def moto_s3() -> Iterator[str]:
+    """moto's S3 server on a free local port; yields its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120  # a safety net for a busy machine
+    try:
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def s3_settings(url: str, prefix: str, presign: bool) -> dict[str, str]:
+    return {
+        "STORAGE_BACKEND": "s3",
+        "S3_ENDPOINT_URL": url,
+        "S3_BUCKET": S3_BUCKET,
+        "S3_PREFIX": prefix,
+        "S3_ACCESS_KEY_ID": "testing",
+        "S3_SECRET_ACCESS_KEY": "testing-secret",
+        "S3_PRESIGNED_DOWNLOADS": str(presign).lower(),
+    }
+
+
 def start_process(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     log = (cwd / f"{args[0]}-{uuid.uuid4().hex[:6]}.log").open("wb")
     return subprocess.Popen(

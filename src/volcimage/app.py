@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import AsyncIterator
 from importlib.resources import files
@@ -13,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +28,7 @@ from volcimage.audit import router as audit_router
 from volcimage.bodies import BodyLimit
 from volcimage.config import Settings, get_settings
 from volcimage.db import Reads, create_engine, create_sessionmaker
+from volcimage.docs_page import install_docs
 from volcimage.errors import RateLimited, VolcImageError, body_of, invalid_input
 from volcimage.headers import SecurityHeaders
 from volcimage.metrics import RequestMetrics
@@ -124,7 +126,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
         version=__version__,
         description="Self-hosted studio for VolcEngine image generation (Seedream, SeedEdit).",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # docs_page: Swagger UI without a CDN
         redoc_url=None,
     )
     app.state.volcimage = state
@@ -143,7 +145,8 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     )
     # level 9 (the default) costs 40 % more CPU for 1 % smaller bodies
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
-    app.add_middleware(SecurityHeaders)
+    image_origin = state.store.download_origin()
+    app.add_middleware(SecurityHeaders, image_origin=image_origin)
     app.add_middleware(RequestMetrics)
     # outermost: everything after sees the client's address, forwarded or not (audit.client_of)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
@@ -156,13 +159,22 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     app.include_router(metrics_router)
     if state.emulator is not None:
         app.mount("/emulator", state.emulator)
+    install_docs(app, f"{settings.APP_NAME} API", image_origin)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
+    page = render_index(settings.APP_NAME)
+
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(str(STATIC_DIR / "index.html"), headers={"Cache-Control": "no-cache"})
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def render_index(app_name: str) -> str:
+    """The page with APP_NAME as its title and brand: right at first paint, before sign-in."""
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    return page.replace("{{ app_name }}", html.escape(app_name))
 
 
 ERROR_SCHEMA = {

@@ -36,11 +36,10 @@ class Settings(BaseSettings):
     ARK_RESPONSE_FORMAT: Literal["url", "b64_json"] = "url"
 
     # Application
-    APP_NAME: str = "volcimage"
+    APP_NAME: str = Field("volcimage", min_length=1, max_length=60, description="page title")
     APP_HOST: str = "0.0.0.0"  # noqa: S104 - a server for a LAN/container by design
     APP_PORT: int = Field(8080, ge=1, le=65535)
     BACKEND_PORT: int = Field(8000, ge=1, le=65535)
-    APP_DEBUG: bool = False
     APP_LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"
     SECRET_KEY: SecretStr = SecretStr("change-this-to-a-random-secret-key-min-32-chars")

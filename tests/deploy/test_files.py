@@ -12,8 +12,10 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 from packaging.requirements import Requirement
 
 from tests.support import free_port
@@ -55,6 +57,27 @@ def test_lock_file_pins_every_runtime_dependency_within_its_range() -> None:
         name = re.sub(r"[-_.]+", "-", requirement.name).lower()
         assert name in pins, f"{name} is not in requirements.lock"
         assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} vs {spec}"
+
+
+def compose_with(env: dict[str, str]) -> dict[str, Any]:
+    """docker-compose.yml as compose reads it, `${VAR:-default}` filled from `env` (as from the
+    project's .env): no Docker engine here."""
+
+    def fill(match: re.Match[str]) -> str:
+        return env.get(match[1]) or match[2]
+
+    text = re.sub(r"\$\{(\w+):-([^}]*)\}", fill, (ROOT / "docker-compose.yml").read_text())
+    return dict(yaml.safe_load(text))
+
+
+def test_backend_port_in_dot_env_moves_the_backend_and_nginx_upstream_together() -> None:
+    services = compose_with({"BACKEND_PORT": "9001"})["services"]
+    assert services["backend"]["environment"]["BACKEND_PORT"] == "9001"
+    assert services["nginx"]["environment"]["BACKEND_UPSTREAM"] == "backend:9001"
+    # the image's health check (which reads BACKEND_PORT), not one pinned to a port
+    assert "healthcheck" not in services["backend"]
+    default = compose_with({})["services"]
+    assert default["nginx"]["environment"]["BACKEND_UPSTREAM"] == "backend:8000"
 
 
 def dockerfile_runtime() -> tuple[dict[str, str], list[str], list[str]]:
@@ -116,3 +139,24 @@ def test_container_start_command_serves_and_passes_its_health_check(tmp_path: Pa
         process.terminate()
         out = process.communicate(timeout=15)[0].decode()
     assert '"level": "INFO"' in out, "JSON logs to stdout, as in containers"
+
+
+def make_dry_run(target: str, venv: Path) -> str:
+    """What `make TARGET` would run on a fresh clone (no venv yet), without running it."""
+    return subprocess.run(
+        ["make", "-n", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", target],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_make_run_installs_only_what_serving_needs_and_make_test_adds_the_tools(
+    tmp_path: Path,
+) -> None:
+    run = make_dry_run("run", tmp_path / "venv")
+    assert "pip install -q -e .\n" in run and "[dev]" not in run
+    assert run.rstrip().endswith("volcimage serve")
+    test = make_dry_run("test", tmp_path / "venv")
+    assert "pip install -q -e '.[dev]'" in test
+    assert test.index("-e .\n") < test.index("[dev]") < test.index("bin/pytest ")

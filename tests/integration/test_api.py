@@ -172,6 +172,15 @@ async def test_page_is_served(app_client: httpx.AsyncClient) -> None:
     assert "/api/v1/generate" in schema["paths"]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
+async def test_app_name_is_the_page_title_and_brand_escaped(make_studio: Any) -> None:
+    async with make_studio(APP_NAME="Ateliér <b>&</b>") as studio:
+        page = (await studio.client.get("/")).text
+    assert "<title>Ateliér &lt;b&gt;&amp;&lt;/b&gt;</title>" in page
+    assert ">Ateliér &lt;b&gt;&amp;&lt;/b&gt;</h1>" in page
+    assert "{{" not in page and "volcimage</h1>" not in page
+
+
 async def test_metrics_count_requests_tasks_upstream_calls_and_storage(
     app_client: httpx.AsyncClient,
 ) -> None:

@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 
 from tests.support import process_env
 from volcimage.config import Settings
 from volcimage.db import Base, create_engine
-from volcimage.migrate import migrate
+from volcimage.migrate import alembic_config, migrate
 
 
 async def test_migrations_match_the_models(settings: Settings) -> None:
@@ -31,6 +33,38 @@ async def test_migrations_match_the_models(settings: Settings) -> None:
     finally:
         await engine.dispose()
     assert diff == []
+
+
+async def test_no_index_repeats_what_a_unique_constraint_already_indexes(
+    settings: Settings,
+) -> None:
+    """An index on the leading columns of a unique constraint costs every insert and helps no
+    read. 0009 drops four; its downgrade puts them back and upgrading again drops them again."""
+    await asyncio.to_thread(migrate, settings)
+    await asyncio.to_thread(command.downgrade, alembic_config(settings), "0008")
+    await asyncio.to_thread(migrate, settings)
+    engine = create_engine(settings)
+
+    def redundant(connection: Any) -> list[str]:
+        inspector = inspect(connection)
+        found = []
+        for table in inspector.get_table_names():
+            keys = [inspector.get_pk_constraint(table)["constrained_columns"]]
+            keys += [u["column_names"] for u in inspector.get_unique_constraints(table)]
+            # PostgreSQL lists a unique constraint's own index too: only plain indexes count
+            for index in (i for i in inspector.get_indexes(table) if not i["unique"]):
+                columns = list(index["column_names"])
+                if any(key[: len(columns)] == columns for key in keys):
+                    found.append(f"{table}.{index['name']}")
+        return found
+
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(redundant) == []
+            columns = await connection.run_sync(lambda c: inspect(c).get_columns("tasks"))
+    finally:
+        await engine.dispose()
+    assert "result_images" not in {column["name"] for column in columns}
 
 
 async def test_processes_starting_together_migrate_one_at_a_time(

@@ -4,9 +4,6 @@ originals, thumbnails and uploads in the bucket and hands out presigned URLs (or
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,43 +13,13 @@ import boto3
 import httpx
 import pytest
 
-from tests.support import free_port, upload
-
-BUCKET = "studio-images"
+from tests.support import S3_BUCKET, moto_s3, s3_settings, upload
 
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # a safety net for a busy machine
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.HTTPError:
-            assert time.monotonic() < deadline, "moto_server did not start"
-            time.sleep(0.1)
-    yield url
-    server.terminate()
-    server.wait(10)
-
-
-def s3_settings(url: str, prefix: str, presign: bool) -> dict[str, Any]:
-    return {
-        "STORAGE_BACKEND": "s3",
-        "S3_ENDPOINT_URL": url,
-        "S3_BUCKET": BUCKET,
-        "S3_PREFIX": prefix,
-        "S3_ACCESS_KEY_ID": "testing",
-        "S3_SECRET_ACCESS_KEY": "testing-secret",
-        "S3_PRESIGNED_DOWNLOADS": str(presign).lower(),
-    }
+    with moto_s3() as url:
+        yield url
 
 
 def objects(url: str, prefix: str) -> list[str]:
@@ -63,7 +30,7 @@ def objects(url: str, prefix: str) -> list[str]:
         aws_access_key_id="testing",
         aws_secret_access_key="testing-secret",
     )
-    answer = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    answer = client.list_objects_v2(Bucket=S3_BUCKET, Prefix=prefix)
     return sorted(o["Key"][len(prefix) :] for o in answer.get("Contents", []))
 
 

@@ -28,7 +28,6 @@ def test_seed_variables_keep_their_names() -> None:
         "APP_NAME",
         "APP_PORT",
         "BACKEND_PORT",
-        "APP_DEBUG",
         "APP_LOG_LEVEL",
         "SECRET_KEY",
         "DATABASE_URL",
@@ -66,6 +65,7 @@ def test_seed_variables_keep_their_names() -> None:
         ("VOLC_PROVIDER_MODE", "sometimes"),
         ("APP_LOG_LEVEL", "LOUD"),
         ("TRUSTED_PROXIES", "10.0.0.0/8,nginx"),
+        ("APP_NAME", ""),
     ],
 )
 def test_bad_value_stops_start_up_naming_the_variable(name: str, value: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from volcimage.cli import build_parser
+from volcimage.providers.catalog import load_catalog
 
 ROOT = Path(__file__).parents[2]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "deployment.md"]
@@ -43,3 +44,28 @@ def test_make_targets_in_the_readme_exist() -> None:
     named = set(re.findall(r"`make ([a-z]+)`", (ROOT / "README.md").read_text()))
     named |= set(re.findall(r"^make ([a-z]+)", (ROOT / "README.md").read_text(), re.M))
     assert named and named <= targets, named - targets
+
+
+def test_the_readme_tables_name_every_model_of_the_catalog() -> None:
+    readme = (ROOT / "README.md").read_text()
+    catalog = load_catalog()
+    listed = set(
+        re.findall(r"^\| `([a-z0-9.-]+)`(?: \(default\))?(?:, `([a-z0-9.-]+)`)? \|", readme, re.M)
+    )
+    ids = {model_id for pair in listed for model_id in pair if model_id}
+    assert ids == {m.id for m in catalog.models}
+    # "| … | `ARK_API_KEY` | Seedream 3.0, 4.0, 4.5; SeedEdit 3.0 |": names by credential
+    for provider, variable in (("ark", "`ARK_API_KEY`"), ("visual", "`VOLC_ACCESS_KEY`")):
+        row = next(line for line in readme.splitlines() if f"| {variable}" in line)
+        named = set()
+        for group in row.rstrip(" |").rsplit("|", 1)[1].split(";"):
+            family = ""
+            for item in group.strip().split(", "):
+                family = family if item[0].isdigit() else item.split(" ")[0]
+                named.add(item if not item[0].isdigit() else f"{family} {item}")
+        expected = {
+            re.sub(r"\s*[^\x00-\x7f]+$", "", m.name)  # "Jimeng 4.0 即梦" → "Jimeng 4.0"
+            for m in catalog.models
+            if m.provider == provider
+        }
+        assert named == expected, (provider, named ^ expected)

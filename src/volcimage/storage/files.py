@@ -77,6 +77,7 @@ class Store(Protocol):
     def download_url(
         self, area: Area, key: str, media_type: str, filename: str | None, disposition: str
     ) -> str | None: ...
+    def download_origin(self) -> str | None: ...
     def delete(self, original_key: str, thumbnail_key: str) -> None: ...
     def problem(self, min_free_bytes: int) -> str | None: ...
     def remove_abandoned_temp_files(self) -> int: ...
@@ -113,6 +114,9 @@ class LocalStore:
         self, area: Area, key: str, media_type: str, filename: str | None, disposition: str
     ) -> str | None:
         return None  # the app (or nginx) sends local files itself
+
+    def download_origin(self) -> str | None:
+        return None
 
     def problem(self, min_free_bytes: int) -> str | None:
         """What keeps files from being stored (None: nothing). A file is written and removed:

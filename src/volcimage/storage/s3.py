@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -95,6 +96,18 @@ class S3Store:
             "get_object", Params=params, ExpiresIn=PRESIGN_SECONDS
         )
         return url
+
+    def download_origin(self) -> str | None:
+        """Where presigned downloads point (scheme://host[:port], the bucket's own host in
+        virtual-host style): the page's CSP lets images come from there. Signing is local."""
+        if not self.presign:
+            return None
+        url = urlsplit(
+            self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self._object("images", "x")}
+            )
+        )
+        return f"{url.scheme}://{url.netloc}"
 
     def delete(self, original_key: str, thumbnail_key: str) -> None:
         for area, key in (("images", original_key), ("thumbnails", thumbnail_key)):

@@ -38,7 +38,6 @@ FINAL_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 class CallState(enum.StrEnum):
     CALLING = "calling"  # request sent, answer not yet committed
-    UNKNOWN = "unknown"  # a process died during the call: possibly billed
     RECEIVED = "received"  # answer committed; files not yet stored
     STORED = "stored"  # every image of the answer is stored
     FAILED = "failed"  # the upstream refused; nothing billed
@@ -61,7 +60,6 @@ class Task(Base):
     seed: Mapped[int | None] = mapped_column(Integer)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    result_images: Mapped[list[str]] = mapped_column(JSON, default=list)
     error_message: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(100))
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -86,7 +84,6 @@ class Task(Base):
     )
 
     __table_args__ = (
-        Index("idx_task_id", "task_id"),
         Index("idx_status", "status"),
         Index("idx_created_at", "created_at"),
         Index("idx_tasks_queue", "status", "run_after"),
@@ -147,8 +144,6 @@ class Image(Base):
 
     __table_args__ = (
         UniqueConstraint("task_id", "position"),
-        Index("idx_image_id", "image_id"),
-        Index("idx_task_id_fk", "task_id"),
         Index("idx_images_hash", "content_hash"),
     )
 
@@ -163,7 +158,6 @@ class UserTag(Base):
 
     __table_args__ = (
         UniqueConstraint("image_id", "tag_name"),
-        Index("idx_image_id_fk", "image_id"),
         Index("idx_tag_name", "tag_name"),
     )
 

@@ -712,11 +712,6 @@ class Runner:
     async def _finish(
         self, pk: int, status: TaskStatus, code: str | None, message: str | None
     ) -> None:
-        async with self.sessionmaker() as session:
-            stored = await session.scalars(
-                select(Image.image_id).where(Image.task_pk == pk).order_by(Image.position)
-            )
-            image_ids = list(stored.all())
         await self._update_owned(
             pk,
             status=status,
@@ -724,7 +719,6 @@ class Runner:
             error_code=code,
             error_message=message,
             completed_at=utcnow(),
-            result_images=image_ids,
             lease_owner=None,
             lease_expires_at=None,
         )

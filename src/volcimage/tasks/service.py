@@ -154,7 +154,6 @@ async def create_task(
                 for (kind, _), ref_id in zip(references, request.reference_images, strict=True)
             ],
         },
-        result_images=[],
         run_after=utcnow(),
         images=[],
         calls=[],
