@@ -6,6 +6,7 @@ makes a few tasks through the API, then photographs the page in Debian's Chromiu
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -28,6 +29,11 @@ PROMPTS = [
 IMAGES_SHOWN = """[...document.images]
     .filter(i => i.offsetParent && i.getBoundingClientRect().top < innerHeight)
     .every(i => i.complete && i.naturalWidth > 0)"""
+LANGS = ("zh-CN", "en")
+TYPED = {  # what each screenshot shows typed in the prompt
+    "zh-CN": "雪山脚下的小木屋，温暖的灯光，黄昏",
+    "en": "A cabin below snowy peaks, warm light, dusk",
+}
 VIEWS = [
     ("desktop", {"width": 1440, "height": 900}),
     ("phone", {"width": 390, "height": 844}),
@@ -89,23 +95,24 @@ def main() -> None:
                 browser = playwright.chromium.launch(
                     executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
                 )
-                for view, viewport in VIEWS:
-                    for scheme in ("light", "dark"):
-                        page = browser.new_page(
-                            viewport=viewport, color_scheme=scheme, locale="zh-CN"
-                        )
-                        page.goto(url)
-                        page.get_by_test_id("prompt").fill("雪山脚下的小木屋，温暖的灯光，黄昏")
-                        if view == "phone":
-                            page.get_by_test_id("phone-tab-gallery").click()
-                        expect(page.locator("[data-ready=true]")).to_have_count(1)
-                        while not page.evaluate(IMAGES_SHOWN):
-                            page.wait_for_timeout(100)
-                        page.wait_for_timeout(400)  # let the 300 ms transitions settle
-                        path = OUT / f"{view}-{scheme}.png"
-                        page.screenshot(path=str(path))
-                        print(path.relative_to(ROOT))
-                        page.close()
+                for (view, viewport), scheme, lang in itertools.product(
+                    VIEWS, ("light", "dark"), LANGS
+                ):
+                    page = browser.new_page(viewport=viewport, color_scheme=scheme, locale=lang)
+                    page.add_init_script(f"localStorage.setItem('volcimage.lang', '{lang}')")
+                    page.goto(url)
+                    page.get_by_test_id("prompt").fill(TYPED[lang])
+                    if view == "phone":
+                        page.get_by_test_id("phone-tab-gallery").click()
+                    expect(page.locator("[data-ready=true]")).to_have_count(1)
+                    while not page.evaluate(IMAGES_SHOWN):
+                        page.wait_for_timeout(100)
+                    page.wait_for_timeout(400)  # let the 300 ms transitions settle
+                    suffix = "" if lang == "zh-CN" else f"-{lang}"
+                    path = OUT / f"{view}-{scheme}{suffix}.png"
+                    page.screenshot(path=str(path))
+                    print(path.relative_to(ROOT))
+                    page.close()
                 browser.close()
         finally:
             server.terminate()
