@@ -69,7 +69,9 @@ def test_events_stream_task_progress_over_sse(tmp_path: Path, database_url: str)
                         if event["task"]["status"] == "completed":
                             break
         kinds = [e["type"] for e in seen]
-        assert kinds[0] == "task.created"
+        # the runner may claim the task (task.updated) before the creating request announces
+        # it; the page orders a task's states by updated_at, not by arrival
+        assert "task.created" in kinds
         assert kinds.count("image.stored") == 2
         assert seen[-1]["task"]["progress"] == 100
     finally:

@@ -126,9 +126,9 @@ async def _queue(
         num_images=task.num_images,
     )
     await session.commit()
+    await _publish(state, "task.created", task.id)  # first: the runner may claim it already
     concurrency = state.settings.MAX_CONCURRENT_TASKS
     estimated = await session.run_sync(estimates.queued_seconds, task, ahead - 1, concurrency)
-    await _publish(state, "task.created", task.id)
     return GenerateResponse(
         task_id=task.task_id,
         status=task.status,
