@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import pwd
@@ -24,6 +25,7 @@ from urllib.parse import urlencode
 import asyncpg
 import httpx
 import uvicorn
+from PIL import Image as PILImage
 from sqlalchemy import select
 from volcengine.auth.SignerV4 import SignerV4
 from volcengine.base.Request import Request
@@ -501,3 +503,13 @@ def signed_request(
     SignerV4.sign(request, Credentials(ak, sk, service, region))
     url = f"http://emulator/visual?{urlencode(request.query)}"
     return url, dict(request.headers), payload.encode()
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A small JPEG whose header (SOF0) gives these dimensions, as a huge photo's does."""
+    out = io.BytesIO()
+    PILImage.new("RGB", (16, 16)).save(out, "JPEG")
+    raw = bytearray(out.getvalue())
+    sof = raw.index(b"\xff\xc0")
+    raw[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(raw)

@@ -5,7 +5,6 @@ model, the phone's own words, and a layout that holds in both languages."""
 from __future__ import annotations
 
 import ast
-import io
 import json
 import re
 import uuid
@@ -14,11 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image as PILImage
 from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.e2e.test_studio import generate, open_studio, unique
-from tests.support import wait_task
+from tests.support import jpeg_claiming, wait_task
 
 pytestmark = pytest.mark.e2e
 
@@ -78,16 +76,6 @@ def drop_file_in_page(page: Page, name: str, size: int) -> None:
         }""",
         [name, size],
     )
-
-
-def jpeg_claiming(width: int, height: int) -> bytes:
-    """A JPEG whose header gives these dimensions, as a huge photo's does."""
-    out = io.BytesIO()
-    PILImage.new("RGB", (16, 16)).save(out, "JPEG")
-    raw = bytearray(out.getvalue())
-    sof = raw.index(b"\xff\xc0")
-    raw[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-    return bytes(raw)
 
 
 def test_upload_refusals_say_the_size_in_mb_and_the_pixel_limit_in_the_pages_language(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from PIL import Image as PILImage
 
-from tests.support import generate, upload, wait_for_task
+from tests.support import generate, jpeg_claiming, upload, wait_for_task
 from volcimage.config import Settings
 from volcimage.emulator.render import render_image
 
@@ -78,16 +78,6 @@ async def test_bad_uploads_are_400_and_keep_nothing(
         assert response.json()["details"]["reason"]
         assert message in response.json()["message"]
         assert not list(studio.settings.upload_dir.rglob("*.*"))
-
-
-def jpeg_claiming(width: int, height: int) -> bytes:
-    """A small JPEG whose header (SOF0) gives these dimensions, as a huge photo's does."""
-    out = io.BytesIO()
-    PILImage.new("RGB", (16, 16)).save(out, "JPEG")
-    raw = bytearray(out.getvalue())
-    sof = raw.index(b"\xff\xc0")
-    raw[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-    return bytes(raw)
 
 
 @pytest.mark.parametrize(("width", "height"), [(12000, 12000), (7000, 7000)])
