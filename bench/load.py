@@ -33,8 +33,8 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from volcimage.config import load_settings
-from volcimage.db import create_engine
+from volcimage.core.config import load_settings
+from volcimage.core.db import create_engine
 from volcimage.tasks.models import Image, Task, UpstreamCall
 
 MAX_IN_FLIGHT = 128  # beyond this the reader waits: an open loop would only queue forever

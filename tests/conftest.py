@@ -16,7 +16,7 @@ import pytest
 
 from tests.support import PG_ADMIN_DSN, Studio, process_env
 from volcimage.app import create_app
-from volcimage.config import Settings, load_settings
+from volcimage.core.config import Settings, load_settings
 
 BACKENDS = os.environ.get("VOLCIMAGE_TEST_BACKENDS", "sqlite,postgresql").split(",")
 

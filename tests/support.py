@@ -31,8 +31,8 @@ from volcengine.auth.SignerV4 import SignerV4
 from volcengine.base.Request import Request
 from volcengine.Credentials import Credentials
 
-from volcimage.config import Settings, load_settings
-from volcimage.db import create_engine, create_sessionmaker
+from volcimage.core.config import Settings, load_settings
+from volcimage.core.db import create_engine, create_sessionmaker
 from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 from volcimage.tasks.models import UpstreamCall
 

@@ -22,29 +22,30 @@ from starlette.middleware.gzip import GZipMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from volcimage import __version__
-from volcimage.access import AccessControl
-from volcimage.access import router as access_router
-from volcimage.audit import router as audit_router
-from volcimage.bodies import BodyLimit
-from volcimage.config import Settings, get_settings
-from volcimage.db import Reads, create_engine, create_sessionmaker
-from volcimage.docs_page import install_docs
-from volcimage.errors import RateLimited, VolcImageError, body_of, invalid_input
-from volcimage.headers import SecurityHeaders
-from volcimage.metrics import RequestMetrics
-from volcimage.migrate import migrate
-from volcimage.outages import Outages
-from volcimage.providers.catalog import load_catalog
+from volcimage.audit.log import router as audit_router
+from volcimage.auth.access import AccessControl
+from volcimage.auth.access import router as access_router
+from volcimage.catalog.models import load_catalog
+from volcimage.core.config import Settings, get_settings
+from volcimage.core.db import Reads, create_engine, create_sessionmaker
+from volcimage.core.errors import RateLimited, VolcImageError, body_of, invalid_input
+from volcimage.core.migrate import migrate
+from volcimage.events.bus import EventBus
+from volcimage.events.relay import start_relay
+from volcimage.http.bodies import BodyLimit
+from volcimage.http.deps import State
+from volcimage.http.docs import install_docs
+from volcimage.http.headers import SecurityHeaders
+from volcimage.http.metrics import RequestMetrics
+from volcimage.http.outages import Outages
+from volcimage.presets.routes import router as templates_router
 from volcimage.providers.registry import build_providers
+from volcimage.queue.runner import Runner
 from volcimage.storage.files import LocalStore, Store
 from volcimage.system.routes import metrics_router
 from volcimage.system.routes import router as system_router
-from volcimage.tasks.deps import State
-from volcimage.tasks.events import EventBus
-from volcimage.tasks.relay import start_relay
+from volcimage.tasks import reads
 from volcimage.tasks.routes import router as tasks_router
-from volcimage.tasks.runner import Runner
-from volcimage.templates.routes import router as templates_router
 from volcimage.users.routes import router as users_router
 
 log = logging.getLogger("volcimage.app")
@@ -100,7 +101,9 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate, settings)
-        relay = await start_relay(settings.DATABASE_URL, state.bus, state.sessionmaker)
+        relay = await start_relay(
+            settings.DATABASE_URL, state.bus, state.sessionmaker, reads.event_of_note
+        )
         stop = asyncio.Event()
         runner_job: asyncio.Task[None] | None = None
         runner = build_runner(state) if run_tasks else None

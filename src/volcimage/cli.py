@@ -12,10 +12,10 @@ import sys
 import uvicorn
 
 from volcimage import __version__
-from volcimage.config import ConfigError, Settings, load_settings
-from volcimage.errors import VolcImageError
-from volcimage.logs import configure_logging
-from volcimage.migrate import migrate
+from volcimage.core.config import ConfigError, Settings, load_settings
+from volcimage.core.errors import VolcImageError
+from volcimage.core.logs import configure_logging
+from volcimage.core.migrate import migrate
 
 log = logging.getLogger("volcimage.cli")
 
@@ -105,11 +105,14 @@ def main(argv: list[str] | None = None) -> int:
 
 async def run_worker(settings: Settings) -> None:
     from volcimage.app import build_runner, build_state
-    from volcimage.tasks.relay import start_relay
+    from volcimage.events.relay import start_relay
+    from volcimage.tasks import reads
 
     state = build_state(settings)
     runner = build_runner(state)
-    relay = await start_relay(settings.DATABASE_URL, state.bus, state.sessionmaker)
+    relay = await start_relay(
+        settings.DATABASE_URL, state.bus, state.sessionmaker, reads.event_of_note
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -135,8 +138,8 @@ def read_password(from_stdin: bool) -> str:
 
 
 async def manage_users(settings: Settings, args: argparse.Namespace) -> None:
-    from volcimage.db import create_engine, create_sessionmaker
-    from volcimage.tasks.relay import announce_access_change
+    from volcimage.core.db import create_engine, create_sessionmaker
+    from volcimage.events.relay import announce_access_change
     from volcimage.users import service
 
     engine = create_engine(settings)

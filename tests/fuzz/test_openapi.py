@@ -14,8 +14,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.support import process_env
 from volcimage.app import create_app
-from volcimage.config import load_settings
-from volcimage.migrate import migrate
+from volcimage.core.config import load_settings
+from volcimage.core.migrate import migrate
 
 ROOT = Path(tempfile.mkdtemp(prefix="volcimage-fuzz-"))
 # SQLite here; VOLCIMAGE_FUZZ_DATABASE_URL (an empty database) runs it on PostgreSQL

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from volcimage.config import ConfigError, load_settings
-from volcimage.db import utcnow
+from volcimage.core.config import ConfigError, load_settings
+from volcimage.core.db import utcnow
 from volcimage.tasks.models import UpstreamCall
 
 KEY = "team-key-4f9a1c"

@@ -18,12 +18,13 @@ from websockets.sync.client import connect
 
 from tests.support import Studio, process_env, serving, upload, volcimage, wait_for_task
 from volcimage.app import create_app
-from volcimage.config import load_settings
-from volcimage.tasks.events import EventBus
-from volcimage.tasks.models import AuditEntry
-from volcimage.tasks.relay import start_relay
+from volcimage.audit.models import AuditEntry
+from volcimage.auth.models import User, UserSession
+from volcimage.core.config import load_settings
+from volcimage.events.bus import EventBus
+from volcimage.events.relay import start_relay
+from volcimage.tasks import reads
 from volcimage.users import service as users
-from volcimage.users.models import User, UserSession
 
 ACCOUNTS = {"ENABLE_USER_ACCOUNTS": "true"}
 
@@ -381,7 +382,7 @@ async def test_events_relayed_between_processes_keep_their_owner(
         await add_user(studio, "alice")
         alice = await signed_in(studio, "alice")
         other_bus = EventBus()  # another process's bus
-        relay = await start_relay(pg_database, other_bus, state.sessionmaker)
+        relay = await start_relay(pg_database, other_bus, state.sessionmaker, reads.event_of_note)
         assert relay is not None
         try:
             async with other_bus.subscribe() as events:

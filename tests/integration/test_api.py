@@ -10,8 +10,8 @@ import pytest
 from PIL import Image as PILImage
 
 from tests.support import generate, wait_for_task
-from volcimage.config import Settings
-from volcimage.storage.images import read_metadata
+from volcimage.core.config import Settings
+from volcimage.images.processing import read_metadata
 
 API = "/api/v1"
 

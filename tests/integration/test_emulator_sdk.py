@@ -23,7 +23,7 @@ from volcenginesdkarkruntime._exceptions import (
 from volcenginesdkarkruntime.types.images import SequentialImageGenerationOptions
 
 from tests.support import serve_app
-from volcimage.config import load_settings
+from volcimage.core.config import load_settings
 from volcimage.emulator.app import create_emulator_app
 from volcimage.emulator.render import render_image
 

@@ -21,12 +21,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support import PG_ADMIN_DSN, drop_connections, serving, wait_for_task
-from volcimage.config import load_settings, sqlite_path
-from volcimage.db import create_engine, create_sessionmaker
-from volcimage.outages import is_outage
+from volcimage.core.config import load_settings, sqlite_path
+from volcimage.core.db import create_engine, create_sessionmaker
+from volcimage.core.outages import is_outage
+from volcimage.events.bus import MISSED, EventBus
+from volcimage.events.relay import start_relay
 from volcimage.storage import files
-from volcimage.tasks.events import MISSED, EventBus
-from volcimage.tasks.relay import start_relay
+from volcimage.tasks import reads
+from volcimage.auth import sessions
 from volcimage.users import service as users
 
 
@@ -104,7 +106,9 @@ async def test_database_connections_dropped_mid_task_only_delay(
     paid, and the event relay carries on with a new connection."""
     async with make_studio(EMULATOR_LATENCY_MS=1500) as studio:
         other_bus = EventBus()  # another process, listening
-        other = await start_relay(database_url, other_bus, studio.state.sessionmaker)
+        other = await start_relay(
+            database_url, other_bus, studio.state.sessionmaker, reads.event_of_note
+        )
         assert other is not None
         created = await studio.generate(num_images=2)
         deadline = time.monotonic() + 120  # a safety net for a busy machine
@@ -155,12 +159,12 @@ async def test_a_process_whose_relay_reconnects_tells_every_other(database_url: 
     engine = create_engine(load_settings(_env_file=None, DATABASE_URL=database_url))
     sessionmaker = create_sessionmaker(engine)
     worker_bus, api_bus = EventBus(), EventBus()
-    worker = await start_relay(database_url, worker_bus, sessionmaker)
+    worker = await start_relay(database_url, worker_bus, sessionmaker, reads.event_of_note)
     admin = await asyncpg.connect(PG_ADMIN_DSN)
     listening = "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'"
     database = database_url.rsplit("/", 1)[1]
     worker_pids = {row["pid"] for row in await admin.fetch(listening, database)}
-    api = await start_relay(database_url, api_bus, sessionmaker)
+    api = await start_relay(database_url, api_bus, sessionmaker, reads.event_of_note)
     assert worker is not None and api is not None and len(worker_pids) == 1
     try:
         async with api_bus.subscribe() as heard:
@@ -248,7 +252,7 @@ async def test_outages_answer_503_and_the_unforeseen_500_with_every_header(
             async def fail(*_args: Any, fault: Exception = fault) -> None:
                 raise fault
 
-            monkeypatch.setattr(users, "caller_for", fail)
+            monkeypatch.setattr(sessions, "caller_for", fail)
             answer = await client.get("/api/v1/tasks", headers={"Origin": origin})
             assert answer.status_code == status and answer.json()["error"] == code
             assert answer.headers["Access-Control-Allow-Origin"] == origin

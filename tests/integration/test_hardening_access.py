@@ -19,9 +19,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support import Server, serving, volcimage
-from volcimage.config import load_settings
-from volcimage.db import create_engine, create_sessionmaker
-from volcimage.tasks.models import AuditEntry, Task
+from volcimage.audit.models import AuditEntry
+from volcimage.core.config import load_settings
+from volcimage.core.db import create_engine, create_sessionmaker
+from volcimage.tasks.models import Task
 from volcimage.users import service as users
 
 ACCOUNTS = {"ENABLE_USER_ACCOUNTS": "true"}

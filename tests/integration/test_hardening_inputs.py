@@ -19,7 +19,8 @@ from PIL import Image as PILImage
 from websockets.sync.client import connect
 
 from tests.support import serving
-from volcimage.storage import decoding, images, uploads
+from volcimage.images import decoding, uploads
+from volcimage.images import processing as images
 
 API = "/api/v1"
 NUL, SURROGATE = "a\x00b", "a\ud800b"

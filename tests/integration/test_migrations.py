@@ -14,9 +14,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from tests.support import process_env
-from volcimage.config import Settings
-from volcimage.db import Base, create_engine
-from volcimage.migrate import alembic_config, migrate
+from volcimage.core.config import Settings
+from volcimage.core.db import Base, create_engine
+from volcimage.core.migrate import alembic_config, migrate
 
 
 async def test_migrations_match_the_models(settings: Settings) -> None:

@@ -15,8 +15,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tests.support import drop_connections, process_env
-from volcimage.config import load_settings
-from volcimage.db import Reads, create_engine
+from volcimage.core.config import load_settings
+from volcimage.core.db import Reads, create_engine
 
 
 def where_and_what(session: Session, number: int) -> tuple[bool, int | None]:

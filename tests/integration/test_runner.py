@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from tests.support import Studio, wait_for_task
-from volcimage.db import utcnow
+from volcimage.core.db import utcnow
 from volcimage.tasks.models import CallState, Task, TaskStatus, UpstreamCall
 
 

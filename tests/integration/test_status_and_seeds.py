@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.support import generate, wait_for_task
-from volcimage.db import utcnow
-from volcimage.storage.images import read_metadata
+from volcimage.core.db import utcnow
+from volcimage.images.processing import read_metadata
 from volcimage.tasks.models import Task, TaskStatus
 
 API = "/api/v1"

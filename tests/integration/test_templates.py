@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_accounts import ACCOUNTS, add_user, signed_in
-from volcimage.templates import service as templates
+from volcimage.presets import service as templates
 
 API = "/api/v1/templates"
 LANTERN = {

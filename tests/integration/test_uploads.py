@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PILImage
 
 from tests.support import generate, jpeg_claiming, upload, wait_for_task
-from volcimage.config import Settings
+from volcimage.core.config import Settings
 from volcimage.emulator.render import render_image
 
 API = "/api/v1"

@@ -24,9 +24,9 @@ from tests.support import (
     wait_for_task,
     wait_task,
 )
+from volcimage.catalog.models import load_catalog
 from volcimage.emulator.app import create_emulator_app
-from volcimage.providers.catalog import load_catalog
-from volcimage.storage.images import read_metadata
+from volcimage.images.processing import read_metadata
 
 CATALOG = load_catalog()
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support import PG_ADMIN_DSN, drop_connections, wait_for_task
-from volcimage.config import sqlite_path
+from volcimage.core.config import sqlite_path
 from volcimage.tasks.models import UpstreamCall
 
 API = "/api/v1"

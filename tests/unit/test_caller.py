@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from volcimage.tasks.deps import ANONYMOUS, Caller, get_caller
+from volcimage.auth.visibility import ANONYMOUS, Caller, get_caller
 
 
 def test_a_caller_is_no_admin_unless_made_one() -> None:

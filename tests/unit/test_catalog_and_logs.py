@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from volcimage.config import load_settings
-from volcimage.errors import ValidationError
-from volcimage.logs import configure_logging
-from volcimage.providers.catalog import load_catalog
-from volcimage.tasks.runner import backoff_seconds
+from volcimage.catalog.models import load_catalog
+from volcimage.core.config import load_settings
+from volcimage.core.errors import ValidationError
+from volcimage.core.logs import configure_logging
+from volcimage.queue.runner import backoff_seconds
 from volcimage.tasks.schemas import GenerateRequest
 from volcimage.tasks.service import check_request
 

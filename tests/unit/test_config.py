@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from volcimage.cli import main
-from volcimage.config import ConfigError, Settings, load_settings, sqlite_path
+from volcimage.core.config import ConfigError, Settings, load_settings, sqlite_path
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from volcimage.catalog.models import load_catalog
 from volcimage.cli import build_parser
-from volcimage.providers.catalog import load_catalog
 
 ROOT = Path(__file__).parents[2]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "deployment.md"]

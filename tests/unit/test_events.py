@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from volcimage.access import Caller
-from volcimage.tasks.events import MISSED, EventBus
-from volcimage.tasks.routes import _shown_to
+from volcimage.auth.visibility import Caller
+from volcimage.events.bus import MISSED, EventBus
+from volcimage.auth.visibility import event_for
 
 
 async def test_a_slow_reader_starts_over_with_the_newest_events() -> None:
@@ -18,9 +18,9 @@ async def test_a_slow_reader_starts_over_with_the_newest_events() -> None:
 
 def test_everyone_is_told_of_missed_events_and_only_of_their_own_tasks() -> None:
     user = Caller(name="alice", user_id=2, is_admin=False)
-    assert _shown_to(user, MISSED) == MISSED
-    assert _shown_to(user, {"type": "task.updated", "owner": 3, "task": {}}) is None
-    assert _shown_to(user, {"type": "task.updated", "owner": 2, "task": {}}) == {
+    assert event_for(user, MISSED) == MISSED
+    assert event_for(user, {"type": "task.updated", "owner": 3, "task": {}}) is None
+    assert event_for(user, {"type": "task.updated", "owner": 2, "task": {}}) == {
         "type": "task.updated",
         "task": {},
     }

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from volcimage.errors import UpstreamError
+from volcimage.core.errors import UpstreamError
+from volcimage.images.processing import prepare, read_metadata
 from volcimage.storage.files import LocalStore, write_atomic
-from volcimage.storage.images import prepare, read_metadata
 
 
 def picture(fmt: str, size: tuple[int, int] = (640, 480)) -> bytes:

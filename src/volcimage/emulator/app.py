@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from volcimage.config import Settings, get_settings
+from volcimage.core.config import Settings, get_settings
 from volcimage.emulator.references import check_picture, decode_reference
 from volcimage.emulator.render import render_image
 from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, add_visual_routes

@@ -9,9 +9,9 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from volcimage.db import Base
+from volcimage.core.db import Base
+from volcimage.presets import models as _templates  # noqa: F401
 from volcimage.tasks import models  # noqa: F401 - registers the tables on Base.metadata
-from volcimage.templates import models as _templates  # noqa: F401
 
 MIGRATION_LOCK = 7_310_422  # pg_advisory_lock key: concurrent starters migrate one by one
 

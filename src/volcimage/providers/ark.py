@@ -22,7 +22,7 @@ from volcenginesdkarkruntime._exceptions import (
 )
 from volcenginesdkarkruntime.types.images.images import SequentialImageGenerationOptions
 
-from volcimage.errors import UpstreamError
+from volcimage.core.errors import UpstreamError
 from volcimage.providers.base import (
     RETRY_AFTER_CAP,
     ImageRequest,

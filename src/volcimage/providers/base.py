@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from volcimage.errors import UpstreamError, redact
+from volcimage.core.errors import UpstreamError, redact
 
 # The longest an upstream's Retry-After holds a task back: Ark's limits are per minute (IPM,
 # RPM), so a longer wait is a broken or hostile answer, not a rate limit (docs/decisions.md).

@@ -7,7 +7,7 @@ import asyncio
 
 import httpx
 
-from volcimage.errors import UpstreamError
+from volcimage.core.errors import UpstreamError
 
 # The largest documented output is a 4096x4096 PNG: at most 64 MiB even as incompressible
 # RGBA; a quarter more is margin (docs/decisions.md).

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from volcimage.config import Settings
-from volcimage.errors import hide_secrets
+from volcimage.core.config import Settings
+from volcimage.core.errors import hide_secrets
 from volcimage.providers.ark import ArkProvider
 from volcimage.providers.base import Provider
 from volcimage.providers.local import StreamingASGITransport

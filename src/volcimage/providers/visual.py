@@ -16,7 +16,7 @@ from volcengine.auth.SignerV4 import SignerV4
 from volcengine.base.Request import Request
 from volcengine.Credentials import Credentials
 
-from volcimage.errors import UpstreamError
+from volcimage.core.errors import UpstreamError
 from volcimage.providers.base import ImageRequest, UpstreamImage, UpstreamResult, malformed
 from volcimage.providers.download import checked_inline, fetch_url
 

@@ -15,7 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from volcimage.config import Settings
+from volcimage.core.config import Settings
 from volcimage.storage.files import Area, hashed_path
 
 PRESIGN_SECONDS = 3600

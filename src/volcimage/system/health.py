@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from volcimage.config import Settings, sqlite_path
-from volcimage.outages import is_outage
+from volcimage.core.config import Settings, sqlite_path
+from volcimage.core.outages import is_outage
 from volcimage.storage.files import Store
 
 READ_ONLY = text("SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()")

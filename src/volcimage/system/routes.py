@@ -10,18 +10,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from volcimage import __version__
-from volcimage.config import PROVIDER_CREDENTIALS, ProviderState
-from volcimage.metrics import render as render_metrics
-from volcimage.migrate import head_revision
-from volcimage.quota import daily_limit, images_admitted_today
-from volcimage.storage.uploads import limits
+from volcimage.auth.models import User
+from volcimage.auth.visibility import CallerDep
+from volcimage.core.config import PROVIDER_CREDENTIALS, ProviderState
+from volcimage.core.migrate import head_revision
+from volcimage.http.deps import SessionDep, StateDep
+from volcimage.images.uploads import limits
 from volcimage.system import health as checks_of
-from volcimage.tasks.deps import (
-    CallerDep,
-    SessionDep,
-    StateDep,
-)
-from volcimage.users.models import User
+from volcimage.system.metrics import render as render_metrics
+from volcimage.tasks.quota import daily_limit, images_admitted_today
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
 metrics_router = APIRouter()

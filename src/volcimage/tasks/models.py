@@ -20,8 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from volcimage.db import Base, UTCDateTime, utcnow
-from volcimage.users import models as _users  # noqa: F401 - the `users` table the owners are in
+from volcimage.auth import models as _users  # noqa: F401 - the `users` table the owners are in
+from volcimage.core.db import Base, UTCDateTime, utcnow
 
 
 class TaskStatus(enum.StrEnum):
@@ -183,19 +183,3 @@ class Upload(Base):
         Index("idx_uploads_hash", "content_hash"),
         Index("idx_uploads_owner", "owner_id"),
     )
-
-
-class AuditEntry(Base):
-    """Who did what, and when: written in the same transaction as the change it records."""
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    actor: Mapped[str] = mapped_column(String(100))
-    client: Mapped[str | None] = mapped_column(String(100))
-    action: Mapped[str] = mapped_column(String(50))
-    target: Mapped[str | None] = mapped_column(String(100))
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-    __table_args__ = (Index("idx_audit_at", "at"), Index("idx_audit_action", "action"))

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from sqlalchemy import Row
 
+from volcimage.core.text import Text
 from volcimage.tasks.models import Image, Upload
-from volcimage.text import Text
 
 
 class GenerateRequest(BaseModel):
@@ -256,3 +264,25 @@ def task_public(
         completed_at=task.completed_at,
         estimated_seconds=estimated_seconds,
     )
+
+
+def _iso_only(value: object) -> object:
+    """ISO 8601 only: pydantic would read a bare number as seconds since 1970."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("use an ISO 8601 date-time, e.g. 2026-11-25T00:00:00Z")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    """In UTC, as stored; a date whose UTC time is past year 1 or 9999 is out of range."""
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError("the date is out of range once converted to UTC") from None
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_utc)]

@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, false, func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.orm import Session, selectinload
 
-from volcimage import quota
-from volcimage.config import Settings
-from volcimage.db import utcnow
-from volcimage.errors import Conflict, NotFound, ValidationError
-from volcimage.providers.catalog import Catalog, ModelInfo
-from volcimage.quota.admission import ACTIVE_STATUSES
-from volcimage.storage.files import Area, Store
-from volcimage.storage.images import StoredImage
-from volcimage.tasks import views
-from volcimage.tasks.deps import Caller
+from volcimage.auth.visibility import Caller, visible
+from volcimage.catalog.models import Catalog, ModelInfo
+from volcimage.core.config import Settings
+from volcimage.core.db import utcnow
+from volcimage.core.errors import Conflict, NotFound, ValidationError
+from volcimage.storage.files import Area
+from volcimage.tasks import quota
+from volcimage.tasks import reads as reads
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
-from volcimage.tasks.schemas import GenerateRequest, ImageUpdate, TaskPublic
-
-
-def visible(caller: Caller, owner: InstrumentedAttribute[int | None]) -> list[ColumnElement[bool]]:
-    """Conditions on `owner` (Task.owner_id, Upload.owner_id): none for a caller who sees
-    everything, else the caller's own rows only."""
-    if caller.is_admin:
-        return []
-    return [owner == caller.user_id] if caller.user_id is not None else [false()]
+from volcimage.tasks.quota import ACTIVE_STATUSES
+from volcimage.tasks.schemas import GenerateRequest, TaskPublic
 
 
 def check_request(request: GenerateRequest, catalog: Catalog) -> tuple[ModelInfo, int, int]:
@@ -172,7 +162,7 @@ async def _reference(
     )
     if upload is not None:
         return "upload", upload
-    image = await session.scalar(_images(caller).where(Image.image_id == ref_id))
+    image = await session.scalar(visible_images(caller).where(Image.image_id == ref_id))
     if image is not None:
         return "image", image
     raise ValidationError(
@@ -192,42 +182,11 @@ async def reference_file(
     return ("images", image.file_path, image.mime_type) if image else None
 
 
-async def save_upload(
-    session: AsyncSession, store: Store, clean: StoredImage, caller: Caller
-) -> Upload:
-    suffix = ".jpg" if clean.mime_type == "image/jpeg" else ".png"
-    file_key = await asyncio.to_thread(store.save_upload, clean.data, clean.digest, suffix)
-    thumb_key = await asyncio.to_thread(store.save_thumbnail, clean.thumbnail, clean.digest)
-    upload = Upload(
-        upload_id=str(uuid.uuid4()),
-        owner_id=caller.user_id,
-        content_hash=clean.digest,
-        file_path=file_key,
-        thumbnail_path=thumb_key,
-        mime_type=clean.mime_type,
-        file_size=len(clean.data),
-        width=clean.width,
-        height=clean.height,
-    )
-    session.add(upload)
-    await session.flush()
-    return upload
-
-
-async def get_upload(session: AsyncSession, upload_id: str, caller: Caller) -> Upload:
-    upload = await session.scalar(
-        select(Upload).where(Upload.upload_id == upload_id, *visible(caller, Upload.owner_id))
-    )
-    if upload is None:
-        raise NotFound(f"Upload {upload_id} does not exist")
-    return upload
-
-
 def _with_images(stmt: Select[Task]) -> Select[Task]:
     return stmt.options(selectinload(Task.images))
 
 
-def _images(caller: Caller) -> Select[Image]:
+def visible_images(caller: Caller) -> Select[Image]:
     stmt = select(Image)
     mine = visible(caller, Task.owner_id)
     return stmt.join(Task, Image.task_pk == Task.id).where(*mine) if mine else stmt
@@ -245,7 +204,7 @@ async def get_task(session: AsyncSession, task_id: str, caller: Caller) -> Task:
 
 def show_task(session: Session, task_id: str, caller: Caller) -> TaskPublic:
     """As get_task, for reading only (see views)."""
-    found = views.tasks(session, Task.task_id == task_id, *visible(caller, Task.owner_id))
+    found = reads.tasks(session, Task.task_id == task_id, *visible(caller, Task.owner_id))
     if not found:
         raise NotFound(f"Task {task_id} does not exist")
     return found[0]
@@ -261,7 +220,7 @@ def list_tasks(
     conditions = visible(caller, Task.owner_id)
     if status:
         conditions.append(Task.status == status)
-    return views.tasks(session, views.newest(*conditions, limit=limit))
+    return reads.tasks(session, reads.newest(*conditions, limit=limit))
 
 
 def history(
@@ -301,8 +260,8 @@ def history(
     if tag:
         conditions.append(Task.images.any(Image.tags.any(UserTag.tag_name == tag)))
     total = session.connection().scalar(select(func.count()).select_from(Task).where(*conditions))
-    page_of = views.newest(*conditions, offset=(page - 1) * limit, limit=limit)
-    return total or 0, views.tasks(session, page_of)
+    page_of = reads.newest(*conditions, offset=(page - 1) * limit, limit=limit)
+    return total or 0, reads.tasks(session, page_of)
 
 
 async def cancel_task(session: AsyncSession, task: Task) -> Task:
@@ -374,57 +333,8 @@ async def delete_task(session: AsyncSession, task: Task) -> list[tuple[str, str]
     return orphans
 
 
-async def get_image(session: AsyncSession, image_id: str, caller: Caller) -> Image:
-    image = await session.scalar(_images(caller).where(Image.image_id == image_id))
-    if image is None:
-        raise NotFound(f"Image {image_id} does not exist")
-    return image
-
-
-async def task_of(session: AsyncSession, image: Image) -> tuple[int | None, int | None]:
-    """(owner id, seed) of the image's task."""
-    found = select(Task.owner_id, Task.seed).where(Task.id == image.task_pk)
-    row = (await session.execute(found)).one()
-    return row.owner_id, row.seed
-
-
 async def count_active(session: AsyncSession) -> int:
     value = await session.scalar(
         select(func.count()).select_from(Task).where(Task.status.in_(ACTIVE_STATUSES))
     )
     return value or 0
-
-
-async def update_image(session: AsyncSession, image: Image, change: ImageUpdate) -> Image:
-    if change.favorite is not None:
-        image.favorite = change.favorite
-    if change.tags is not None:
-        wanted = set(change.tags)
-        kept = [t for t in image.tags if t.tag_name in wanted]
-        added = wanted - {t.tag_name for t in kept}
-        image.tags = kept + [UserTag(tag_name=name) for name in sorted(added)]
-    await session.flush()
-    await session.refresh(image, ["tags"])
-    return image
-
-
-async def tag_counts(session: AsyncSession, caller: Caller) -> list[tuple[str, int]]:
-    stmt = (
-        select(UserTag.tag_name, func.count())
-        .join(Image, UserTag.image_pk == Image.id)
-        .join(Task, Image.task_pk == Task.id)
-        .where(*visible(caller, Task.owner_id))
-        .group_by(UserTag.tag_name)
-        .order_by(func.count().desc(), UserTag.tag_name)
-    )
-    return [(name, count) for name, count in (await session.execute(stmt)).all()]
-
-
-async def images_by_ids(session: AsyncSession, image_ids: list[str], caller: Caller) -> list[Image]:
-    """The images in the order asked for; NotFound names the first id that does not exist."""
-    stmt = _images(caller).where(Image.image_id.in_(image_ids))
-    found = {i.image_id: i for i in (await session.scalars(stmt)).all()}
-    missing = [i for i in image_ids if i not in found]
-    if missing:
-        raise NotFound(f"Image {missing[0]} does not exist")
-    return [found[i] for i in image_ids]

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from volcimage import audit
-from volcimage.access import COOKIE
-from volcimage.errors import Conflict, Forbidden, Unauthorized, ValidationError
-from volcimage.quota import images_admitted_today
-from volcimage.tasks.deps import (
-    Caller,
-    CallerDep,
-    SessionDep,
-    State,
-    StateDep,
+from volcimage.audit import log as audit
+from volcimage.auth import passwords, sessions
+from volcimage.auth.access import (
+    COOKIE,
+    KEY_SESSION,
+    RETRY_AFTER,
+    csrf_token,
+    failed,
+    key_fingerprint,
+    key_matches,
+    may_try,
 )
-from volcimage.text import Text
+from volcimage.auth.models import User
+from volcimage.auth.visibility import GUEST, Caller, CallerDep
+from volcimage.core.config import Settings
+from volcimage.core.errors import Conflict, Forbidden, RateLimited, Unauthorized, ValidationError
+from volcimage.core.text import Text
+from volcimage.http.deps import SessionDep, State, StateDep
+from volcimage.tasks.quota import images_admitted_today
 from volcimage.users import service
-from volcimage.users.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 ERRORS: dict[int | str, dict[str, str]] = {
@@ -138,7 +146,7 @@ async def change_password(
     """The signed-in user's own password; other sign-ins of theirs end."""
     if caller.user_id is None:
         raise Conflict("Only a signed-in user has a password to change")
-    user = await service.authenticate(session, caller.name, body.current_password)
+    user = await passwords.authenticate(session, caller.name, body.current_password)
     if user is None:
         raise Unauthorized("The current password is not valid")
     await service.set_password(
@@ -147,3 +155,101 @@ async def change_password(
     audit.record(session, request, "user.password", user.username)
     await session.commit()
     state.bus.access_changed(user.id)
+
+
+class UserPublic(BaseModel):
+    username: str
+    is_admin: bool
+
+
+class SessionInfo(BaseModel):
+    mode: Literal["open", "api_key", "basic", "accounts"]
+    user: UserPublic | None = Field(None, description="The signed-in user (accounts mode)")
+    signed_in: bool
+    csrf_token: str | None = Field(None, description="Send as X-CSRF-Token with every change")
+
+
+class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    api_key: Text | None = Field(None, min_length=1, max_length=500)
+    username: Text | None = Field(None, min_length=1, max_length=50)
+    password: Text | None = Field(None, min_length=1, max_length=200)
+
+
+def _session_info(settings: Settings, caller: Caller, cookie: str | None) -> SessionInfo:
+    signed_in = caller is not GUEST
+    user = None
+    if settings.access_mode == "accounts" and caller.user_id is not None:
+        user = UserPublic(username=caller.name, is_admin=caller.is_admin)
+    csrf = csrf_token(settings, cookie) if cookie and signed_in else None
+    return SessionInfo(mode=settings.access_mode, user=user, signed_in=signed_in, csrf_token=csrf)
+
+
+@router.get("/session", response_model=SessionInfo)
+async def session_info(request: Request, state: StateDep, caller: CallerDep) -> SessionInfo:
+    """How to sign in, who is signed in, and the CSRF token for changes made with the cookie."""
+    return _session_info(state.settings, caller, request.cookies.get(COOKIE))
+
+
+@router.post("/session", response_model=SessionInfo, responses={401: {}, 429: {}})
+async def login(body: Login, request: Request, session: SessionDep, state: StateDep) -> Response:
+    """Signs the page in: with the API key, or with a username and password (accounts mode)."""
+    settings = state.settings
+    if not await may_try(state, request):
+        raise RateLimited("Too many failed sign-ins; wait a minute", retry_after=RETRY_AFTER)
+    caller = await _check_login(body, session, settings)
+    if caller is None:
+        await failed(state, request)
+        audit.record(session, request, "login.failed", body.username, actor=body.username)
+        await session.commit()
+        what = "username or password" if settings.access_mode == "accounts" else "API key"
+        raise Unauthorized(f"The {what} is not valid")
+    key_hash = None if caller.user_id is not None else key_fingerprint(settings)
+    token = await sessions.start_session(
+        session, settings, user_id=caller.user_id, key_hash=key_hash
+    )
+    audit.record(session, request, "login", caller.name, actor=caller.name)
+    await session.commit()
+    info = _session_info(settings, caller, token)
+    response = JSONResponse(info.model_dump(mode="json"))
+    secure = request.url.scheme == "https"  # X-Forwarded-Proto only from TRUSTED_PROXIES
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=settings.SESSION_HOURS * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/",
+    )
+    return response
+
+
+async def _check_login(body: Login, session: AsyncSession, settings: Settings) -> Caller | None:
+    mode = settings.access_mode
+    if mode == "accounts":
+        if not body.username or not body.password:
+            raise ValidationError("Give a username and a password", {"field": "username"})
+        user = await passwords.authenticate(session, body.username, body.password)
+        return None if user is None else Caller(user.username, user.id, user.is_admin)
+    if mode == "api_key":
+        if not body.api_key:
+            raise ValidationError("Give the API key", {"field": "api_key"})
+        return KEY_SESSION if key_matches(settings, body.api_key) else None
+    raise ValidationError(f"Nothing to sign in to: access mode is {mode}", {"mode": mode})
+
+
+@router.delete("/session", status_code=204)
+async def logout(
+    request: Request, session: SessionDep, state: StateDep, caller: CallerDep
+) -> Response:
+    """Ends this sign-in: its cookie, and at once every stream opened with it, in every process."""
+    token = request.cookies.get(COOKIE)
+    if token and caller.by_cookie:
+        await sessions.end_session(session, token)
+        audit.record(session, request, "logout", caller.name)
+        await session.commit()
+        state.bus.access_changed(caller.user_id)
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response

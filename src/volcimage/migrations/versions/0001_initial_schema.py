@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import volcimage.db
+import volcimage.core.db
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -40,14 +40,14 @@ def upgrade() -> None:
         sa.Column("retry_count", sa.Integer(), nullable=False),
         sa.Column("progress", sa.Integer(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("run_after", volcimage.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("run_after", volcimage.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lease_owner", sa.String(length=100), nullable=True),
-        sa.Column("lease_expires_at", volcimage.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_expires_at", volcimage.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False),
-        sa.Column("created_at", volcimage.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", volcimage.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("started_at", volcimage.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("completed_at", volcimage.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", volcimage.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", volcimage.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", volcimage.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", volcimage.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tasks")),
         sa.UniqueConstraint("task_id", name=op.f("uq_tasks_task_id")),
     )
@@ -71,7 +71,7 @@ def upgrade() -> None:
         sa.Column("width", sa.Integer(), nullable=False),
         sa.Column("height", sa.Integer(), nullable=False),
         sa.Column("favorite", sa.Boolean(), nullable=False),
-        sa.Column("created_at", volcimage.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", volcimage.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["task_id"], ["tasks.id"], name=op.f("fk_images_task_id_tasks"), ondelete="CASCADE"
         ),
@@ -97,8 +97,8 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(length=100), nullable=True),
         sa.Column("images_billed", sa.Integer(), nullable=False),
         sa.Column("lost_calls", sa.Integer(), nullable=False),
-        sa.Column("created_at", volcimage.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", volcimage.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", volcimage.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", volcimage.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["task_pk"],
             ["tasks.id"],
@@ -113,7 +113,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("image_id", sa.Integer(), nullable=False),
         sa.Column("tag_name", sa.String(length=50), nullable=False),
-        sa.Column("created_at", volcimage.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", volcimage.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["image_id"],
             ["images.id"],

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import volcimage.db
+import volcimage.core.db
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", volcimage.db.UTCDateTime(), nullable=False),
+        sa.Column("at", volcimage.core.db.UTCDateTime(), nullable=False),
         sa.Column("actor", sa.String(length=100), nullable=False),
         sa.Column("client", sa.String(length=100), nullable=True),
         sa.Column("action", sa.String(length=50), nullable=False),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import volcimage.db
+import volcimage.core.db
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("upstream_calls") as batch_op:
-        batch_op.add_column(sa.Column("called_at", volcimage.db.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("called_at", volcimage.core.db.UTCDateTime(), nullable=True))
         batch_op.create_index("idx_calls_called_at", ["called_at"], unique=False)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import volcimage.db
+import volcimage.core.db
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -27,8 +27,8 @@ def upgrade() -> None:
         sa.Column("is_admin", sa.Boolean(), nullable=False),
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("daily_image_quota", sa.Integer(), nullable=True),
-        sa.Column("created_at", volcimage.db.UTCDateTime(), nullable=False),
-        sa.Column("last_login_at", volcimage.db.UTCDateTime(), nullable=True),
+        sa.Column("created_at", volcimage.core.db.UTCDateTime(), nullable=False),
+        sa.Column("last_login_at", volcimage.core.db.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
@@ -37,8 +37,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", volcimage.db.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", volcimage.db.UTCDateTime(), nullable=False),
+        sa.Column("created_at", volcimage.core.db.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", volcimage.core.db.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],

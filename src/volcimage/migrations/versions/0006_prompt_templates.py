@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import volcimage.db
+import volcimage.core.db
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -29,8 +29,8 @@ def upgrade() -> None:
         sa.Column("negative_prompt", sa.Text(), nullable=True),
         sa.Column("model", sa.String(length=50), nullable=True),
         sa.Column("params", sa.JSON(), nullable=False),
-        sa.Column("created_at", volcimage.db.UTCDateTime(), nullable=False),
-        sa.Column("updated_at", volcimage.db.UTCDateTime(), nullable=False),
+        sa.Column("created_at", volcimage.core.db.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", volcimage.core.db.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["owner_id"],
             ["users.id"],

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import volcimage.db
+import volcimage.core.db
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -22,7 +22,7 @@ def upgrade() -> None:
     # a constant default: SQLite adds a NOT NULL column in place only with one
     column: sa.Column[object] = sa.Column(
         "admitted_at",
-        volcimage.db.UTCDateTime(),
+        volcimage.core.db.UTCDateTime(),
         nullable=False,
         server_default="1970-01-01 00:00:00",
     )

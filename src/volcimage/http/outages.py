@@ -1,0 +1,43 @@
+"""A database or storage outage answers 503 with Retry-After, not a 500 with a trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi.responses import JSONResponse
+from starlette.types import Message, Receive, Scope, Send
+
+from volcimage.core.errors import ServiceUnavailable, VolcImageError, body_of
+from volcimage.core.outages import RETRY_AFTER_SECONDS, is_outage
+from volcimage.http.middleware import HttpMiddleware
+
+log = logging.getLogger("volcimage.app")
+
+
+class Outages(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:
+            if started:  # a stream cut off midway: nothing more can be said
+                raise
+            headers = {}
+            if is_outage(exc):
+                cause = getattr(exc, "orig", None) or exc
+                log.warning("database or storage unavailable: %s: %s", type(cause).__name__, cause)
+                error: VolcImageError = ServiceUnavailable(
+                    "The database or storage is busy or unreachable; try again in a moment"
+                )
+                headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            else:
+                log.exception("request failed: %s %s", scope["method"], scope["path"])
+                error = VolcImageError("Something went wrong on our side; it has been logged")
+            answer = JSONResponse(body_of(error), status_code=error.status_code, headers=headers)
+            await answer(scope, receive, send)

@@ -1,1 +1,0 @@
-"""Prompt templates: a user's saved prompts and parameters, applied to the form in one click."""
