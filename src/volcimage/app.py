@@ -24,7 +24,6 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from volcimage import __version__
 from volcimage.audit.log import router as audit_router
 from volcimage.auth.access import AccessControl
-from volcimage.auth.access import router as access_router
 from volcimage.catalog.models import load_catalog
 from volcimage.core.config import Settings, get_settings
 from volcimage.core.db import Reads, create_engine, create_sessionmaker
@@ -38,6 +37,7 @@ from volcimage.http.docs import install_docs
 from volcimage.http.headers import SecurityHeaders
 from volcimage.http.metrics import RequestMetrics
 from volcimage.http.outages import Outages
+from volcimage.images.routes import router as images_router
 from volcimage.presets.routes import router as templates_router
 from volcimage.providers.registry import build_providers
 from volcimage.queue.runner import Runner
@@ -46,6 +46,7 @@ from volcimage.system.routes import metrics_router
 from volcimage.system.routes import router as system_router
 from volcimage.tasks import reads
 from volcimage.tasks.routes import router as tasks_router
+from volcimage.tasks.streams import router as streams_router
 from volcimage.users.routes import router as users_router
 
 log = logging.getLogger("volcimage.app")
@@ -153,11 +154,12 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     app.add_middleware(RequestMetrics)
     # outermost: everything after sees the client's address, forwarded or not (audit.client_of)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    app.include_router(access_router)
     app.include_router(audit_router)
     app.include_router(users_router)
     app.include_router(templates_router)
     app.include_router(tasks_router)
+    app.include_router(images_router)
+    app.include_router(streams_router)
     app.include_router(system_router)
     app.include_router(metrics_router)
     if state.emulator is not None:

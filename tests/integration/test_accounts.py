@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 from tests.support import Studio, process_env, serving, upload, volcimage, wait_for_task
 from volcimage.app import create_app
 from volcimage.audit.models import AuditEntry
+from volcimage.auth import sessions
 from volcimage.auth.models import User, UserSession
 from volcimage.core.config import load_settings
 from volcimage.events.bus import EventBus
@@ -85,7 +86,7 @@ async def test_sign_in_sets_a_session_cookie_holding_no_password(make_studio: An
         async with studio.state.sessionmaker() as session:
             stored = (await session.scalars(select(UserSession))).one()
             user = (await session.scalars(select(User))).one()
-        assert stored.token_hash == users.token_hash(token) and token not in stored.token_hash
+        assert stored.token_hash == sessions.token_hash(token) and token not in stored.token_hash
         assert user.password_hash.startswith("$argon2id$") and user.last_login_at is not None
         assert (await client.get("/api/v1/tasks")).status_code == 200
         assert (await client.get("/api/v1/session")).json()["csrf_token"] == body["csrf_token"]

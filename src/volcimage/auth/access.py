@@ -20,7 +20,6 @@ import math
 import time
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
@@ -53,8 +52,6 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 ADMIN_PREFIXES = ("/emulator/_emulator/",)  # demo mode: faults and latency for everyone
 RETRY_AFTER = 60  # seconds: a one-minute window of failed credentials
 KEY_SESSION = Caller("session", is_admin=True, by_cookie=True)  # the page, with the API key
-
-router = APIRouter(prefix="/api/v1", tags=["access"])
 
 
 def _hmac(settings: Settings, message: str) -> str:
