@@ -6,8 +6,8 @@ security-header middleware, so those headers are on them too."""
 from __future__ import annotations
 
 import logging
+import sys
 
-from botocore.exceptions import ConnectionError as StorageConnectionError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import JSONResponse
@@ -28,7 +28,7 @@ TRANSIENT_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 def is_outage(exc: BaseException) -> bool:
     """Whether the database or storage failed for a while, not for good."""
-    if isinstance(exc, OSError | PoolTimeout | StorageConnectionError):
+    if isinstance(exc, OSError | PoolTimeout) or _s3_unreachable(exc):
         return not isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError)
     if not isinstance(exc, DBAPIError):
         return False
@@ -37,6 +37,13 @@ def is_outage(exc: BaseException) -> bool:
     sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
     sqlite_error = str(getattr(exc.orig, "sqlite_errorname", None) or "")
     return sqlstate.startswith(TRANSIENT_SQLSTATES) or sqlite_error in TRANSIENT_SQLITE
+
+
+def _s3_unreachable(exc: BaseException) -> bool:
+    """botocore's ConnectionError. botocore (the optional S3 storage) is loaded only with that
+    storage, and none of its errors can exist before, so it is looked up, never imported."""
+    botocore = sys.modules.get("botocore.exceptions")
+    return botocore is not None and isinstance(exc, botocore.ConnectionError)
 
 
 class Outages(HttpMiddleware):
