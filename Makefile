@@ -6,7 +6,7 @@ HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 STAMP := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: run test check css screenshots
+.PHONY: run test check css screenshots lock
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,7 @@ run: $(RUN_STAMP)
 test: $(STAMP)
 	bash scripts/system-deps.sh
 	bash scripts/check-assets.sh
+	VENV=$(VENV) bash scripts/lock.sh --check
 	$(MAKE) --no-print-directory check
 	$(VENV)/bin/pytest -n 2 --durations=10 --cov --cov-report= --ignore=tests/e2e
 	$(VENV)/bin/pytest -n 2 --cov --cov-append --cov-report=term --cov-fail-under=85 tests/e2e
@@ -39,6 +40,10 @@ check: $(STAMP)
 ## screenshots: refresh docs/screenshots (desktop and phone, light and dark)
 screenshots: $(STAMP)
 	$(PY) scripts/screenshots.py
+
+## lock: regenerate requirements.lock (the image's pins, with hashes) from pyproject.toml
+lock: $(STAMP)
+	VENV=$(VENV) bash scripts/lock.sh
 
 ## css: rebuild the page's CSS and the vendored Alpine and Swagger UI from package.json
 css:
