@@ -1,11 +1,12 @@
 # syntax=docker/dockerfile:1
-# Stage 1: build the wheel and install it with its dependencies into a venv.
+# Stage 1: the locked dependencies (S3 support included), each file checked against its hash,
+# then the package itself on top of them.
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 COPY requirements.lock ./
-RUN /opt/venv/bin/pip install --no-deps -r requirements.lock
+RUN /opt/venv/bin/pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/venv/bin/pip install --no-deps .

@@ -6,7 +6,7 @@ HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 STAMP := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: run test check css screenshots
+.PHONY: run test check css screenshots lock
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -39,6 +39,10 @@ check: $(STAMP)
 ## screenshots: refresh docs/screenshots (desktop and phone, light and dark)
 screenshots: $(STAMP)
 	$(PY) scripts/screenshots.py
+
+## lock: regenerate requirements.lock (the image's pins, with hashes) from pyproject.toml
+lock: $(STAMP)
+	VENV=$(VENV) bash scripts/lock.sh
 
 ## css: rebuild the page's CSS and the vendored Alpine and Swagger UI from package.json
 css:

@@ -492,7 +492,8 @@ def signed_request(
     service: str = "cv",
     action: str = "CVSync2AsyncSubmitTask",
 ) -> tuple[str, dict[str, str], bytes]:
-    """Signed by the official SignerV4, as the provider does: (url, headers, body)."""
+    """Signed by the `volcengine` SDK's SignerV4 (the provider uses the SDK core's): (url,
+    headers, body)."""
     payload = json.dumps(body)
     request = Request()
     request.method = "POST"

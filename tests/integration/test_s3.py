@@ -12,8 +12,12 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
-from tests.support import S3_BUCKET, moto_s3, s3_settings, upload
+from tests.support import S3_BUCKET, free_port, moto_s3, s3_settings, upload
+from volcimage.core.config import load_settings
+from volcimage.core.outages import is_outage
+from volcimage.storage.s3 import S3Store
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +87,12 @@ async def test_proxied_downloads_without_presigning(
         assert thumb.status_code == 200 and thumb.content[8:12] == b"WEBP"
         original = await studio.client.get(task["images"][0]["url"])
         assert original.status_code == 200 and original.headers["content-type"] == "image/jpeg"
+
+
+def test_an_unreachable_bucket_is_an_outage(tmp_path: Path) -> None:
+    """A 503 with Retry-After, not a 500: botocore's errors are known once S3 storage loads it."""
+    nowhere = s3_settings(f"http://127.0.0.1:{free_port()}", "", presign=False)
+    store = S3Store(load_settings(_env_file=None, DATA_DIR=tmp_path, **nowhere))
+    with pytest.raises(EndpointConnectionError) as error:
+        store.read("images", "ab/cd.jpg")
+    assert is_outage(error.value)

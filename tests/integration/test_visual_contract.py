@@ -1,5 +1,6 @@
 """Contract cases for the emulator's Visual API, each naming the fact of volcengine-api.md §2 it
-checks, with requests signed by the official SignerV4 (the same client path as the provider)."""
+checks, with requests signed by the `volcengine` SDK's SignerV4 (a second official signer
+beside the provider's)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,7 @@ VOLC_DEFAULT_BASE_URL = "https://visual.volcengineapi.com"
 ProviderState = Literal["real", "demo", "not_configured"]
 # What each upstream needs set (names, never values): shown to the operator who lacks them
 PROVIDER_CREDENTIALS = {"ark": ["ARK_API_KEY"], "visual": ["VOLC_ACCESS_KEY", "VOLC_SECRET_KEY"]}
+S3_MISSING = "s3 needs boto3, which is not installed: pip install 'volcimage[s3]'"
 
 
 class Settings(BaseSettings):
@@ -145,6 +147,13 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("STORAGE_BACKEND")
+    @classmethod
+    def _s3_installed(cls, value: str) -> str:
+        if value == "s3" and find_spec("boto3") is None:  # an optional extra
+            raise ValueError(S3_MISSING)
         return value
 
     @field_validator("TRUSTED_PROXIES")

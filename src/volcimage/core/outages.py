@@ -1,17 +1,12 @@
-"""What a request that failed outside the product's own errors answers: 503 with Retry-After
-when the database or storage is down, busy or saturated (the request may simply be repeated),
-else a 500. Both in the error shape, both with the cause logged, and inside the CORS and
-security-header middleware, so those headers are on them too."""
+"""Which failures are outages: the database or storage down, busy or saturated for a while (the
+work may simply be repeated), as opposed to a fault that repeating would not cure."""
 
 from __future__ import annotations
 
-import logging
+import sys
 
-from botocore.exceptions import ConnectionError as StorageConnectionError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-log = logging.getLogger("volcimage.app")
 
 RETRY_AFTER_SECONDS = 2
 # PostgreSQL SQLSTATEs that pass: connection exceptions, insufficient resources, transaction
@@ -23,7 +18,7 @@ TRANSIENT_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 def is_outage(exc: BaseException) -> bool:
     """Whether the database or storage failed for a while, not for good."""
-    if isinstance(exc, OSError | PoolTimeout | StorageConnectionError):
+    if isinstance(exc, OSError | PoolTimeout) or _s3_unreachable(exc):
         return not isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError)
     if not isinstance(exc, DBAPIError):
         return False
@@ -32,3 +27,10 @@ def is_outage(exc: BaseException) -> bool:
     sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
     sqlite_error = str(getattr(exc.orig, "sqlite_errorname", None) or "")
     return sqlstate.startswith(TRANSIENT_SQLSTATES) or sqlite_error in TRANSIENT_SQLITE
+
+
+def _s3_unreachable(exc: BaseException) -> bool:
+    """botocore's ConnectionError. botocore (the optional S3 storage) is loaded only with that
+    storage, and none of its errors can exist before, so it is looked up, never imported."""
+    botocore = sys.modules.get("botocore.exceptions")
+    return botocore is not None and isinstance(exc, botocore.ConnectionError)

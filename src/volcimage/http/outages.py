@@ -1,4 +1,7 @@
-"""A database or storage outage answers 503 with Retry-After, not a 500 with a trace."""
+"""What a request that failed outside the product's own errors answers: 503 with Retry-After
+when the database or storage is down, busy or saturated (the request may simply be repeated),
+else a 500. Both in the error shape, both with the cause logged, and inside the CORS and
+security-header middleware, so those headers are on them too."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The Visual (智能视觉) API: Jimeng and general models, signed with the official `SignerV4`.
 
 Asynchronous models go through CVSync2AsyncSubmitTask + CVSync2AsyncGetResult; a few general
-models answer at once through CVProcess. Requests are signed by the `volcengine` package and
-sent with httpx, so calls stay async.
+models answer at once through CVProcess. Requests are signed by the SDK core's signer
+(`volcenginesdkcore`, which the Ark client already brings) and sent with httpx, so calls stay
+async.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from volcengine.auth.SignerV4 import SignerV4
-from volcengine.base.Request import Request
-from volcengine.Credentials import Credentials
+from volcenginesdkcore.signv4 import SignerV4
 
 from volcimage.core.errors import UpstreamError
 from volcimage.providers.base import ImageRequest, UpstreamImage, UpstreamResult, malformed
@@ -44,7 +43,7 @@ class VisualProvider:
     ) -> None:
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         self._url = httpx.URL(base_url)
-        self._credentials = Credentials(access_key, secret_key, service, region)
+        self._keys = (access_key, secret_key, region, service)
         self._timeout = timeout
 
     async def generate(self, request: ImageRequest) -> UpstreamResult:
@@ -111,18 +110,13 @@ class VisualProvider:
 
     async def _call(self, action: str, body: dict[str, Any], job: bool = False) -> dict[str, Any]:
         payload = json.dumps(body, ensure_ascii=False)
-        signed = Request()
-        signed.method = "POST"
-        signed.path = self._url.path or "/"
-        signed.query = {"Action": action, "Version": VERSION}
-        signed.headers = {"Content-Type": "application/json", "Host": self._url.netloc.decode()}
-        signed.body = payload
-        SignerV4.sign(signed, self._credentials)
-        url = self._url.copy_with(path=signed.path, query=urlencode(signed.query).encode())
+        path = self._url.path or "/"
+        query = {"Action": action, "Version": VERSION}
+        headers = {"Content-Type": "application/json", "Host": self._url.netloc.decode()}
+        SignerV4.sign(path, "POST", headers, payload, None, query, *self._keys)  # adds headers
+        url = self._url.copy_with(path=path, query=urlencode(query).encode())
         try:
-            response = await self._http.post(
-                url, headers=dict(signed.headers), content=payload.encode()
-            )
+            response = await self._http.post(url, headers=headers, content=payload.encode())
         except httpx.TimeoutException:
             raise UpstreamError(
                 "The Visual API did not answer in time", upstream_code="Timeout", retryable=True
