@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from volcimage.audit.models import AuditEntry
-from volcimage.auth.visibility import CallerDep, get_caller
+from volcimage.auth.visibility import CallerDep, acted_by, get_caller
 from volcimage.core.text import Text
 from volcimage.http.deps import SessionDep, client_of
 
@@ -60,8 +60,7 @@ async def audit_log(
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if action:
         stmt = stmt.where(AuditEntry.action == action)
-    if not caller.is_admin:
-        stmt = stmt.where(AuditEntry.actor == caller.name)
+    stmt = stmt.where(*acted_by(caller, AuditEntry.actor))
     return [
         AuditPublic(
             at=entry.at.isoformat(),

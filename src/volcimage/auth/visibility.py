@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, false
 from sqlalchemy.orm import InstrumentedAttribute
 from starlette.requests import HTTPConnection
 
+from volcimage.core.errors import Forbidden
 from volcimage.events.bus import ACCESS_CHANGED, IDLE, MISSED, Event
 
 
@@ -48,6 +49,25 @@ def visible(caller: Caller, owner: InstrumentedAttribute[int | None]) -> list[Co
     if caller.is_admin:
         return []
     return [owner == caller.user_id] if caller.user_id is not None else [false()]
+
+
+def personal(caller: Caller, owner: InstrumentedAttribute[int | None]) -> list[ColumnElement[bool]]:
+    """Conditions for personal rows (saved presets): the caller's own, admins included (an
+    admin's view of all would mix everyone's into theirs); with no user (accounts off, or the
+    API key), the one shared list."""
+    if caller.user_id is None:
+        return [owner.is_(None)]
+    return [owner == caller.user_id]
+
+
+def acted_by(caller: Caller, actor: InstrumentedAttribute[str]) -> list[ColumnElement[bool]]:
+    """Conditions on the audit log: everyone's entries for an admin, else the caller's own."""
+    return [] if caller.is_admin else [actor == caller.name]
+
+
+def require_admin(caller: Caller, what: str) -> None:
+    if not caller.is_admin:
+        raise Forbidden(f"Only an admin may {what}")
 
 
 def event_for(caller: Caller, event: dict[str, Any]) -> dict[str, Any] | None:

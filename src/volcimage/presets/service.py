@@ -4,13 +4,12 @@ user has their own (admins too); without, everyone shares one list."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from volcimage.auth.visibility import Caller, visible
+from volcimage.auth.visibility import Caller, personal
 from volcimage.catalog.models import Catalog
 from volcimage.core.errors import Conflict, NotFound, ValidationError
 from volcimage.presets.models import PromptTemplate
@@ -18,18 +17,10 @@ from volcimage.presets.models import PromptTemplate
 MAX_TEMPLATES = 200
 
 
-def _mine(caller: Caller) -> list[ColumnElement[bool]]:
-    if caller.user_id is None:  # accounts off, or the API key: the one shared list
-        return [PromptTemplate.owner_id.is_(None)]
-    # The task rule for a plain user, admins included: an admin's view of all would mix
-    # everyone's names into theirs
-    return visible(replace(caller, is_admin=False), PromptTemplate.owner_id)
-
-
 async def list_templates(session: AsyncSession, caller: Caller) -> list[PromptTemplate]:
     stmt = (
         select(PromptTemplate)
-        .where(*_mine(caller))
+        .where(*personal(caller, PromptTemplate.owner_id))
         .order_by(PromptTemplate.updated_at.desc(), PromptTemplate.id.desc())
     )
     return list((await session.scalars(stmt)).all())
@@ -37,7 +28,9 @@ async def list_templates(session: AsyncSession, caller: Caller) -> list[PromptTe
 
 async def get_template(session: AsyncSession, template_id: str, caller: Caller) -> PromptTemplate:
     template = await session.scalar(
-        select(PromptTemplate).where(PromptTemplate.template_id == template_id, *_mine(caller))
+        select(PromptTemplate).where(
+            PromptTemplate.template_id == template_id, *personal(caller, PromptTemplate.owner_id)
+        )
     )
     if template is None:
         raise NotFound(f"Template {template_id} does not exist")
@@ -46,7 +39,9 @@ async def get_template(session: AsyncSession, template_id: str, caller: Caller) 
 
 async def _check_name(session: AsyncSession, name: str, caller: Caller) -> None:
     taken = await session.scalar(
-        select(PromptTemplate.id).where(PromptTemplate.name == name, *_mine(caller))
+        select(PromptTemplate.id).where(
+            PromptTemplate.name == name, *personal(caller, PromptTemplate.owner_id)
+        )
     )
     if taken is not None:
         raise Conflict(f"A template named {name!r} exists already", {"field": "name"})
@@ -62,7 +57,9 @@ async def create_template(
 ) -> PromptTemplate:
     await _check_name(session, name, caller)
     count = await session.scalar(
-        select(func.count()).select_from(PromptTemplate).where(*_mine(caller))
+        select(func.count())
+        .select_from(PromptTemplate)
+        .where(*personal(caller, PromptTemplate.owner_id))
     )
     if (count or 0) >= MAX_TEMPLATES:
         raise Conflict(f"You have {MAX_TEMPLATES} templates, the most kept; delete one first")

@@ -23,9 +23,9 @@ from volcimage.auth.access import (
     may_try,
 )
 from volcimage.auth.models import User
-from volcimage.auth.visibility import GUEST, Caller, CallerDep
+from volcimage.auth.visibility import GUEST, Caller, CallerDep, require_admin
 from volcimage.core.config import Settings
-from volcimage.core.errors import Conflict, Forbidden, RateLimited, Unauthorized, ValidationError
+from volcimage.core.errors import Conflict, RateLimited, Unauthorized, ValidationError
 from volcimage.core.text import Text
 from volcimage.http.deps import SessionDep, State, StateDep
 from volcimage.tasks.quota import images_admitted_today
@@ -76,8 +76,7 @@ class PasswordChange(BaseModel):
 def _admin_only(caller: Caller, state: State) -> None:
     if state.settings.access_mode != "accounts":
         raise Conflict("User accounts are off (ENABLE_USER_ACCOUNTS)")
-    if not caller.is_admin:
-        raise Forbidden("Only an admin may manage users")
+    require_admin(caller, "manage users")
 
 
 async def _info(session: AsyncSession, user: User) -> UserInfo:
