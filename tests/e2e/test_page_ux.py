@@ -180,7 +180,7 @@ def produced_codes() -> tuple[set[str], set[str]]:
                 for inner in ast.walk(node):
                     if isinstance(inner, ast.Return) and inner.value is not None:
                         _constants(inner.value, codes, shapes)
-    from volcimage.emulator import app as ark_emulator
+    from volcimage.emulator import ark as ark_emulator
     from volcimage.emulator import visual as visual_emulator
     from volcimage.providers import ark, visual
 

@@ -1,4 +1,4 @@
-"""Catalog size rules, request checks, backoff, and log redaction."""
+"""Backoff, and log redaction (the catalog's rules: unit/catalog, unit/tasks)."""
 
 from __future__ import annotations
 
@@ -6,57 +6,9 @@ import json
 import logging
 from pathlib import Path
 
-import pytest
-
-from volcimage.catalog.models import load_catalog
 from volcimage.core.config import load_settings
-from volcimage.core.errors import ValidationError
 from volcimage.core.logs import configure_logging
 from volcimage.queue.runner import backoff_seconds
-from volcimage.tasks.schemas import GenerateRequest
-from volcimage.tasks.service import check_request
-
-
-def test_default_model_exists_and_sizes_of_presets_are_valid() -> None:
-    catalog = load_catalog()
-    catalog.get(catalog.default_model)
-    for model in catalog.models:
-        if model.size_rule.mode == "adaptive":
-            assert not model.size_presets and model.min_reference_images == 1
-            continue
-        for preset in [model.default_size, *model.size_presets]:
-            width, height = map(int, preset.split("x"))
-            assert model.size_rule.check(width, height) is None, (model.id, preset)
-
-
-@pytest.mark.parametrize(
-    ("model", "size", "ok"),
-    [
-        ("seedream-3.0", (512, 2048), True),
-        ("seedream-3.0", (511, 1024), False),
-        ("seedream-4.0", (1280, 720), True),
-        ("seedream-4.0", (1280, 719), False),
-        ("seedream-4.0", (4096, 4096), True),
-        ("seedream-4.0", (4097, 4096), False),
-        ("seedream-4.5", (2560, 1440), True),
-        ("seedream-4.5", (1920, 1080), False),
-        ("seedream-4.0", (4096, 255), False),
-    ],
-)
-def test_size_rules_follow_the_docs(model: str, size: tuple[int, int], ok: bool) -> None:
-    assert (load_catalog().get(model).size_rule.check(*size) is None) is ok
-
-
-def test_check_request_fills_model_defaults() -> None:
-    model, width, height = check_request(GenerateRequest(prompt="x"), load_catalog())
-    assert model.id == load_catalog().default_model
-    assert (width, height) == model.default_dimensions
-
-
-def test_unknown_model_lists_the_allowed_ones() -> None:
-    with pytest.raises(ValidationError) as info:
-        check_request(GenerateRequest(prompt="x", model="nope"), load_catalog())
-    assert "seedream-3.0" in info.value.details["allowed"]
 
 
 def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:

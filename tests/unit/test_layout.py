@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2] / "src" / "volcimage"
 # everything together and import anything.
 LAYERS: list[tuple[str, ...]] = [
     ("core",),
-    ("events", "catalog", "storage", "emulator"),
+    ("events", "catalog", "storage"),
+    ("emulator",),  # serves the catalog's limits; providers run on it in demo mode
     ("providers", "http"),
     ("auth",),
     ("audit",),

@@ -98,6 +98,13 @@ class Catalog(BaseModel):
             {"field": "model", "allowed": [m.id for m in self.models]},
         )
 
+    def upstream(self, provider: str, upstream_id: str) -> ModelInfo | None:
+        """The model that calls `upstream_id` of `provider` (the emulator serves these)."""
+        return next(
+            (m for m in self.models if m.provider == provider and m.upstream_id == upstream_id),
+            None,
+        )
+
 
 @lru_cache
 def load_catalog() -> Catalog:

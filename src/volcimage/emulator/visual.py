@@ -1,8 +1,9 @@
 """The emulator's Visual API: signature V4 verification, asynchronous jobs and CVProcess.
 
-Facts followed are those of `volcengine-api.md` §2; tests name the fact they check. The
-signature is verified here from the documented algorithm, not with the SDK's own helpers, so a
-client bug cannot hide behind a verifier with the same bug.
+Facts followed are those of `volcengine-api.md` §2; tests name the fact they check. The limits
+a model enforces (sizes, prompt length, scale, steps, input images, which action serves it) are
+the catalog's. The signature is verified here from the documented algorithm, not with the SDK's
+own helpers, so a client bug cannot hide behind a verifier with the same bug.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from urllib.parse import parse_qsl, quote
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from volcimage.catalog.models import ModelInfo, load_catalog
 from volcimage.emulator.references import check_picture
 from volcimage.emulator.render import render_image
 
@@ -36,48 +38,9 @@ MAX_SEED = 2147483647
 DEMO_ACCESS_KEY = "AKLTvolcimagedemo"
 DEMO_SECRET_KEY = "volcimage-demo-secret"  # noqa: S105 - public by design
 
-
-@dataclass(frozen=True)
-class VisualModel:
-    sizes: str  # "sides" | "area"
-    default: tuple[int, int]
-    min_side: int = 512
-    max_side: int = 2048
-    min_pixels: int = 0
-    max_pixels: int = 0
-    min_ratio: float = 1 / 3
-    max_ratio: float = 3.0
-    max_prompt: int = 800
-    scale: tuple[float, float] | None = None
-    steps: tuple[float, float] | None = None
-    synchronous: bool = False
-    required: dict[str, str] = field(default_factory=dict)
-    max_references: int = 0
-
-
-MODELS = {
-    "jimeng_t2i_v40": VisualModel(
-        "area",
-        (2048, 2048),
-        min_pixels=1024**2,
-        max_pixels=4096**2,
-        scale=(0, 1),
-        max_references=10,
-    ),
-    "jimeng_t2i_v31": VisualModel("sides", (1328, 1328), max_side=2560),
-    "jimeng_t2i_v30": VisualModel("sides", (1328, 1328), max_side=2560),
-    "high_aes_general_v30l_zt2i": VisualModel("sides", (1328, 1328), scale=(1, 10)),
-    "high_aes_general_v20_L": VisualModel(
-        "sides",
-        (512, 512),
-        min_side=256,
-        max_side=768,
-        scale=(1, 10),
-        steps=(1, 50),
-        synchronous=True,
-        required={"model_version": "general_v2.0_L"},
-    ),
-}
+# What the upstream asks beyond the catalog's limits: general 2.0 answers only for its version.
+REQUIRED = {"high_aes_general_v20_L": {"model_version": "general_v2.0_L"}}
+REFERENCE_RATIO = (1 / 3, 3)  # input images of every model
 
 # Fault → (HTTP status, code, message); `output_sensitive` and `expired` spoil the result.
 FAULTS: dict[str, tuple[int, int, str]] = {
@@ -110,6 +73,7 @@ class Job:
     seed: int
     created: float
     fault: str | None
+    asynchronous: bool  # served by SubmitTask/GetResult, or else by CVProcess
     reference: bytes | None = None
     images: list[str] | None = None
 
@@ -283,70 +247,70 @@ def _invalid(message: str) -> VisualError:
 
 def _job(body: dict[str, Any], fault: str | None) -> Job:
     req_key = body.get("req_key")
-    spec = MODELS.get(str(req_key))
-    if spec is None:
+    model = load_catalog().upstream("visual", str(req_key))
+    if model is None:
         raise _invalid(f"req_key {req_key!r} is not supported")
     if fault in FAULTS:
         status, code, message = FAULTS[fault]
         raise VisualError(status, code, message)
     prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > spec.max_prompt:
-        raise _invalid(f"prompt must be 1–{spec.max_prompt} characters")
-    for name, value in spec.required.items():
+    most = model.max_prompt_length
+    if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > most:
+        raise _invalid(f"prompt must be 1–{most} characters")
+    for name, value in REQUIRED.get(model.upstream_id, {}).items():
         if body.get(name) != value:
             raise _invalid(f"{name} must be {value!r}")
-    width, height = body.get("width", spec.default[0]), body.get("height", spec.default[1])
+    default_w, default_h = model.default_dimensions
+    width, height = body.get("width", default_w), body.get("height", default_h)
     if not isinstance(width, int) or not isinstance(height, int):
         raise _invalid("width and height must be integers")
-    _check_size(spec, width, height)
+    problem = model.size_rule.check(width, height)
+    if problem:
+        raise _invalid(problem)
     seed = body.get("seed", -1)
     if not isinstance(seed, int) or not -1 <= seed <= MAX_SEED:
         raise _invalid(f"seed must be an integer in [-1, {MAX_SEED}]")
-    ranges: tuple[tuple[str, tuple[float, float] | None], ...] = (
-        ("scale", spec.scale),
-        ("ddim_steps", spec.steps),
-    )
-    for param, bounds in ranges:
+    for param, bounds in (("scale", model.scale), ("ddim_steps", model.steps)):
         given = body.get(param)
         if given is None:
             continue
         if bounds is None:
             raise _invalid(f"{param} is not supported by {req_key}")
-        if not isinstance(given, int | float) or not bounds[0] <= given <= bounds[1]:
-            raise _invalid(f"{param} must be in [{bounds[0]}, {bounds[1]}]")
+        if not isinstance(given, int | float) or not bounds.min <= given <= bounds.max:
+            raise _invalid(f"{param} must be in [{bounds.min:g}, {bounds.max:g}]")
     if seed == -1:
         seed = random.randint(0, MAX_SEED)
     spoil = fault if fault in RESULT_FAULTS else None
-    reference = _reference(spec, body.get("binary_data_base64"))
-    return Job(str(req_key), prompt, width, height, seed, time.monotonic(), spoil, reference)
+    reference = _reference(model, body.get("binary_data_base64"))
+    return Job(
+        str(req_key),
+        prompt,
+        width,
+        height,
+        seed,
+        time.monotonic(),
+        spoil,
+        model.asynchronous,
+        reference,
+    )
 
 
-def _reference(spec: VisualModel, value: Any) -> bytes | None:
+def _reference(model: ModelInfo, value: Any) -> bytes | None:
     """The first input image (`binary_data_base64`), after checking every one."""
     if not value:
         return None
-    if not isinstance(value, list) or len(value) > spec.max_references:
-        raise _invalid(f"binary_data_base64 takes at most {spec.max_references} images")
+    most = model.max_reference_images
+    if not isinstance(value, list) or len(value) > most:
+        raise _invalid(f"binary_data_base64 takes at most {most} images")
     pictures = []
     for item in value:
         try:
             data = base64.b64decode(str(item), validate=True)
-            check_picture(data, 1 / 3, 3)
+            check_picture(data, *REFERENCE_RATIO)
         except ValueError as exc:
             raise _invalid(f"binary_data_base64: {exc}") from None
         pictures.append(data)
     return pictures[0]
-
-
-def _check_size(spec: VisualModel, width: int, height: int) -> None:
-    if spec.sizes == "sides":
-        if not all(spec.min_side <= side <= spec.max_side for side in (width, height)):
-            raise _invalid(f"width and height must be in [{spec.min_side}, {spec.max_side}]")
-        return
-    if not spec.min_pixels <= width * height <= spec.max_pixels:
-        raise _invalid("width × height is out of range")
-    if not spec.min_ratio <= width / height <= spec.max_ratio:
-        raise _invalid("aspect ratio must be between 1/3 and 3")
 
 
 def _render(state: VisualState, job: Job) -> list[str]:
@@ -361,7 +325,7 @@ def _render(state: VisualState, job: Job) -> list[str]:
 
 async def _submit(state: VisualState, body: dict[str, Any], fault: str | None) -> dict[str, Any]:
     job = _job(body, fault)
-    if MODELS[job.req_key].synchronous:
+    if not job.asynchronous:
         raise _invalid(f"{job.req_key} is served by CVProcess, not as an asynchronous job")
     state.submits += 1
     job_id = uuid.uuid4().hex[:20]
@@ -394,7 +358,7 @@ async def _process(
     state: VisualState, body: dict[str, Any], fault: str | None, latency_ms: int
 ) -> dict[str, Any]:
     job = _job(body, fault)
-    if not MODELS[job.req_key].synchronous:
+    if job.asynchronous:
         raise _invalid(f"{job.req_key} runs as an asynchronous job (CVSync2AsyncSubmitTask)")
     state.processes += 1
     await asyncio.sleep(latency_ms / 1000)
