@@ -11,7 +11,6 @@ from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -27,7 +26,7 @@ from volcimage.auth.access import AccessControl
 from volcimage.catalog.models import load_catalog
 from volcimage.core.config import Settings, get_settings
 from volcimage.core.db import Reads, create_engine, create_sessionmaker
-from volcimage.core.errors import RateLimited, VolcImageError, body_of, invalid_input
+from volcimage.core.errors import VolcImageError, answer, invalid_input
 from volcimage.core.migrate import migrate
 from volcimage.events.bus import EventBus
 from volcimage.events.relay import start_relay
@@ -235,19 +234,14 @@ def _takes_input(operation: dict[str, Any]) -> bool:
     return bool(operation.get("parameters") or operation.get("requestBody"))
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": code, "message": message, **extra}
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VolcImageError)
     async def product_error(_request: Request, exc: VolcImageError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-        return JSONResponse(body_of(exc), status_code=exc.status_code, headers=headers)
+        return answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(jsonable_encoder(body_of(invalid_input(exc.errors()))), 400)
+        return answer(invalid_input(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -255,8 +249,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # Starlette names only the first route of a shared path
             headers["Allow"] = ", ".join(_allowed_methods(request))
-        return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
+        return answer(
+            VolcImageError(str(exc.detail), code=code, status_code=exc.status_code), headers
         )
 
 

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from volcimage.auth import sessions
 from volcimage.auth.visibility import ANONYMOUS, GUEST, Caller
 from volcimage.core.config import Settings
+from volcimage.core.errors import RateLimited, VolcImageError, answer
 from volcimage.http.deps import State, client_of, get_state
 
 COOKIE = "volcimage_session"
@@ -244,13 +245,12 @@ class AccessControl:
 
 
 def _slow_down(message: str, retry_after: int) -> JSONResponse:
-    body = {"error": "rate_limit_exceeded", "message": message, "retry_after": retry_after}
-    return JSONResponse(body, 429, headers={"Retry-After": str(retry_after)})
+    return answer(RateLimited(message, retry_after))
 
 
 def _refuse(status: int, error: str, message: str, challenge: str | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": challenge} if challenge else None
-    return JSONResponse({"error": error, "message": message}, status, headers=headers)
+    return answer(VolcImageError(message, code=error, status_code=status), headers)
 
 
 def _limited(method: str, path: str) -> bool:

@@ -18,6 +18,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from fastapi.encoders import jsonable_encoder
+from starlette.responses import JSONResponse
+
 REDACTED = "***"
 # Credential shapes an upstream may echo back: a whole Authorization header's value, a bearer
 # token, a V4 signature's credential and signature, a key or token field.
@@ -49,10 +52,21 @@ class VolcImageError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
 
 
 class ValidationError(VolcImageError):
@@ -90,10 +104,8 @@ class RateLimited(VolcImageError):
     code = "rate_limit_exceeded"
 
     def __init__(self, message: str, retry_after: int, code: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, code=code)
         self.retry_after = retry_after
-        if code:
-            self.code = code
 
 
 class ServiceUnavailable(VolcImageError):
@@ -137,6 +149,14 @@ def body_of(exc: VolcImageError) -> dict[str, Any]:
     elif exc.status_code == 400 or exc.details:
         body["details"] = exc.details
     return body
+
+
+def answer(exc: VolcImageError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one way an error reaches a client: its body, its status, Retry-After when limited."""
+    headers = dict(headers or {})
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(jsonable_encoder(body_of(exc)), exc.status_code, headers=headers or None)
 
 
 def invalid_input(errors: Sequence[Any]) -> ValidationError:

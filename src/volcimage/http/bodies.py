@@ -6,11 +6,10 @@ Only uploads carry files; every other body is JSON of a few KB (500 archive ids:
 from __future__ import annotations
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from volcimage.core.config import Settings
-from volcimage.core.errors import PayloadTooLarge, body_of
+from volcimage.core.errors import PayloadTooLarge, answer
 from volcimage.http.middleware import HttpMiddleware
 
 JSON_LIMIT = 1024 * 1024
@@ -71,5 +70,5 @@ async def _refuse(limit: int, scope: Scope, receive: Receive, send: Send) -> Non
     )
     # The server discards the rest of the body as it comes, without keeping it. (Closing the
     # connection instead would cut off a proxy still sending it: nginx then answers 502.)
-    answer = JSONResponse(body_of(error), error.status_code)
-    await answer(scope, receive, send)
+    response = answer(error)
+    await response(scope, receive, send)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 
-from fastapi.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from volcimage.core.errors import ServiceUnavailable, VolcImageError, body_of
+from volcimage.core.errors import ServiceUnavailable, VolcImageError, answer
 from volcimage.core.outages import RETRY_AFTER_SECONDS, is_outage
 from volcimage.http.middleware import HttpMiddleware
 
@@ -42,5 +41,5 @@ class Outages(HttpMiddleware):
             else:
                 log.exception("request failed: %s %s", scope["method"], scope["path"])
                 error = VolcImageError("Something went wrong on our side; it has been logged")
-            answer = JSONResponse(body_of(error), status_code=error.status_code, headers=headers)
-            await answer(scope, receive, send)
+            response = answer(error, headers)
+            await response(scope, receive, send)
