@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support import PG_ADMIN_DSN, drop_connections, serving, wait_for_task
+from volcimage.auth import sessions
 from volcimage.core.config import load_settings, sqlite_path
 from volcimage.core.db import create_engine, create_sessionmaker
 from volcimage.core.outages import is_outage
@@ -28,7 +29,6 @@ from volcimage.events.bus import MISSED, EventBus
 from volcimage.events.relay import start_relay
 from volcimage.storage import files
 from volcimage.tasks import reads
-from volcimage.auth import sessions
 from volcimage.users import service as users
 
 

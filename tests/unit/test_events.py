@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from volcimage.auth.visibility import Caller
+from volcimage.auth.visibility import Caller, event_for
 from volcimage.events.bus import MISSED, EventBus
-from volcimage.auth.visibility import event_for
 
 
 async def test_a_slow_reader_starts_over_with_the_newest_events() -> None:
