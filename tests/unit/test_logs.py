@@ -1,4 +1,4 @@
-"""Backoff, and log redaction (the catalog's rules: unit/catalog, unit/tasks)."""
+"""Log redaction (the catalog's rules: unit/catalog, unit/tasks; backoff: unit/queue)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,6 @@ from pathlib import Path
 
 from volcimage.core.config import load_settings
 from volcimage.core.logs import configure_logging
-from volcimage.queue.runner import backoff_seconds
-
-
-def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
-    settings = load_settings(_env_file=None, RETRY_BASE_DELAY=1, RETRY_MAX_DELAY=8)
-    for attempt, ceiling in [(0, 1), (1, 2), (2, 4), (5, 8)]:
-        delays = {backoff_seconds(settings, attempt, None) for _ in range(20)}
-        assert all(ceiling / 2 <= d <= ceiling for d in delays)
-        assert len(delays) > 1
-    assert backoff_seconds(settings, 0, 30) == 30
-    assert backoff_seconds(settings, 0, 86400) == backoff_seconds(settings, 0, 1e12) == 600
 
 
 def test_logs_redact_secrets_in_messages_and_fields(tmp_path: Path) -> None:
