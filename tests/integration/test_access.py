@@ -32,7 +32,7 @@ async def test_api_key_guards_the_api_but_not_the_page_or_health(make_studio: An
         assert (await client.get("/api/v1/tasks", headers=bearer)).status_code == 200
         assert (await client.get("/metrics")).status_code == 401
         assert (await client.get("/emulator/_emulator/stats")).status_code == 401
-        for open_path in ("/", "/api/v1/health", "/static/js/app.js"):
+        for open_path in ("/", "/api/v1/health", "/static/js/main.js"):
             assert (await client.get(open_path)).status_code == 200, open_path
 
 

@@ -92,7 +92,7 @@ def test_no_secret_in_any_response_page_metric_or_log(tmp_path: Path) -> None:
                 "/api/v1/audit",
                 "/metrics",
                 "/api/v1/task/missing",
-                "/static/js/app.js",
+                "/static/js/main.js",
             ):
                 get(path)
             deadline_tasks = get("/api/v1/tasks").json()["items"]
