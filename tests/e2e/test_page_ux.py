@@ -364,6 +364,10 @@ def test_toasts_never_cover_the_viewers_controls(
     page.get_by_test_id("viewer-compare").click()  # an info toast
     page.get_by_test_id("viewer-favorite").click()  # an error toast with a long detail
     page.get_by_test_id("viewer-favorite").click()
+    # measured once the second has replaced the first (not as one element gives way)
+    page.wait_for_function(
+        "Alpine.store('toasts').list.filter((t) => t.kind === 'error').length === 2"
+    )
     expect(toasts(page)).to_have_count(1)  # only the newest while the viewer is open
     toast = toasts(page).first.bounding_box()
     assert toast
