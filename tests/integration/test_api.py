@@ -157,6 +157,14 @@ async def test_models_info_and_health(app_client: httpx.AsyncClient) -> None:
     ids = [m["id"] for m in models["models"]]
     assert models["default_model"] in ids and "seedream-3.0" in ids
     assert all("upstream_id" not in m for m in models["models"])
+    fields = models["params"]["properties"]  # the request's JSON Schema, for the page's form
+    assert fields["num_images"] == {
+        "default": 1,
+        "maximum": 15,
+        "minimum": 1,
+        "title": "Num Images",
+        "type": "integer",
+    }
     info = (await app_client.get(f"{API}/system/info")).json()
     assert info["api_connected"] is True and info["mode"] == "demo"
     assert set(info["quota"]) == {"used", "limit"}

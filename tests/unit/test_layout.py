@@ -17,8 +17,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("providers", "http"),
     ("auth",),
     ("audit",),
-    ("tasks", "presets"),
-    ("images",),
+    ("tasks",),
+    ("images", "presets"),  # a preset keeps a view of the tasks' parameters
     ("queue", "users", "system"),
 ]
 MAX_MODULE_LINES = 450

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -14,6 +14,7 @@ from volcimage.core.text import Text
 from volcimage.http.deps import SessionDep, StateDep
 from volcimage.presets import service
 from volcimage.presets.models import PromptTemplate
+from volcimage.tasks.params import NegativePrompt, partial
 
 router = APIRouter(prefix="/api/v1", tags=["templates"])
 ERRORS: dict[int | str, dict[str, str]] = {
@@ -25,25 +26,23 @@ CLEARABLE = ("negative_prompt", "model")
 Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
-class TemplateParams(BaseModel):
-    """The form's settings a template keeps (the fields of POST /generate)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    width: int | None = Field(None, ge=1, le=16384)
-    height: int | None = Field(None, ge=1, le=16384)
-    num_images: int | None = Field(None, ge=1, le=15)
-    steps: int | None = Field(None, ge=1, le=200)
-    scale: float | None = Field(None, ge=0, le=100)
-    seed: int | None = Field(None, ge=-1, le=2147483647)
-    watermark: bool | None = None
-    group: bool | None = None
+# The fields of POST /generate but a template's own (the text, the model) and the images
+# (uploads come and go), each optional, with the request's bounds.
+if TYPE_CHECKING:  # made when imported: to a type checker, a model
+    TemplateParams = BaseModel
+else:
+    TemplateParams = partial(
+        "TemplateParams",
+        "The form's settings a template keeps (the fields of POST /generate).",
+        without={"prompt", "negative_prompt", "model", "reference_images"},
+    )
 
 
 class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: Name
     prompt: Text = Field(..., min_length=1, max_length=4000)
-    negative_prompt: Text | None = Field(None, max_length=2000)
+    negative_prompt: NegativePrompt | None = None
     model: Text | None = Field(None, max_length=50)
     params: TemplateParams = Field(default_factory=TemplateParams)
 
@@ -52,7 +51,7 @@ class TemplateChange(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: Name | None = None
     prompt: Text | None = Field(None, min_length=1, max_length=4000)
-    negative_prompt: Text | None = Field(None, max_length=2000)
+    negative_prompt: NegativePrompt | None = None
     model: Text | None = Field(None, max_length=50)
     params: TemplateParams | None = None
 

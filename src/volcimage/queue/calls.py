@@ -41,6 +41,7 @@ from volcimage.queue.storing import ImageWriter
 from volcimage.queue.writes import Writer
 from volcimage.storage.files import Store
 from volcimage.tasks.models import CallState, UpstreamCall
+from volcimage.tasks.params import TaskParams
 from volcimage.tasks.seeds import slot_seed
 from volcimage.tasks.service import reference_file
 
@@ -80,6 +81,28 @@ def reopen(call: UpstreamCall, task_id: str) -> bool:
         call.state = CallState.CALLING
         call.error_code = None
     return True
+
+
+def image_request(
+    params: TaskParams, model: ModelInfo, slot: int, references: tuple[str, ...]
+) -> ImageRequest:
+    """The provider's request for one slot of a task: where the parameters meet a provider
+    (the model's upstream id and fixed parameters, the slot's own seed, the reference images
+    as data URLs)."""
+    return ImageRequest(
+        upstream_model=model.upstream_id,
+        prompt=params.prompt,
+        width=params.width,
+        height=params.height,
+        seed=slot_seed(params.seed, slot),
+        scale=params.scale,
+        steps=params.steps,
+        negative_prompt=params.negative_prompt,
+        watermark=params.watermark,
+        upstream_params=model.upstream_params,
+        reference_images=references,
+        group_size=params.num_images if params.group else 0,
+    )
 
 
 def budget_wait(called_at: Sequence[datetime], limit: int, since: datetime) -> float:
@@ -182,21 +205,9 @@ class Calls:
     ) -> None:
         started = time.monotonic()
         try:
-            request = ImageRequest(
-                upstream_model=model.upstream_id,
-                prompt=task.prompt,
-                width=task.width,
-                height=task.height,
-                seed=slot_seed(task.seed, call.slot),
-                scale=task.scale,
-                steps=task.steps,
-                negative_prompt=task.negative_prompt,
-                watermark=bool(task.params.get("watermark", False)),
-                upstream_params=model.upstream_params,
-                reference_images=await self._references(task),
-                group_size=task.num_images if task.group else 0,
-            )
-            if task.group:  # keeps its own time: what came before it ran out is kept
+            references = await self._references(task)
+            request = image_request(task.params, model, call.slot, references)
+            if task.params.group:  # keeps its own time: what came before it ran out is kept
                 result = await self._stream_group(task, provider, request, call)
             else:
                 async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
@@ -290,7 +301,7 @@ class Calls:
     async def _references(self, task: TaskSnapshot) -> tuple[str, ...]:
         """The task's reference images as data URLs; final failure if one is gone."""
         urls = []
-        for ref in task.params.get("reference_images") or []:
+        for ref in task.references:
             async with self.writer.sessionmaker() as session:
                 found = await reference_file(session, ref)
             if found is None or not await asyncio.to_thread(self.store.exists, *found[:2]):

@@ -25,6 +25,7 @@ from volcimage.core.outages import is_outage
 from volcimage.providers.base import RETRY_AFTER_CAP, UpstreamImage
 from volcimage.queue.writes import Writer
 from volcimage.tasks.models import Task, TaskStatus
+from volcimage.tasks.params import TaskParams, references_of
 from volcimage.tasks.service import get_task_by_pk
 
 log = logging.getLogger("volcimage.runner")
@@ -46,46 +47,26 @@ class TaskSnapshot:
 
     pk: int
     task_id: str
-    prompt: str
-    negative_prompt: str | None
-    model: str
-    width: int
-    height: int
-    num_images: int
-    seed: int | None
-    scale: float | None
-    steps: int | None
-    params: dict[str, Any]
+    params: TaskParams
+    references: list[dict[str, str]]  # where each reference image is (params.references_of)
     attempts: int
     retry_count: int
 
     @classmethod
     def of(cls, task: Task) -> TaskSnapshot:
         return cls(
-            task.id,
-            task.task_id,
-            task.prompt,
-            task.negative_prompt,
-            task.model,
-            task.width,
-            task.height,
-            task.num_images,
-            task.seed,
-            task.scale,
-            task.steps,
-            dict(task.params or {}),
-            task.attempts,
-            task.retry_count,
+            pk=task.id,
+            task_id=task.task_id,
+            params=TaskParams.of_task(task),
+            references=references_of(task),
+            attempts=task.attempts,
+            retry_count=task.retry_count,
         )
-
-    @property
-    def group(self) -> bool:
-        return bool(self.params.get("group"))
 
     @property
     def slots(self) -> int:
         """Paid calls: one per image, or one for a whole group."""
-        return 1 if self.group else self.num_images
+        return 1 if self.params.group else self.params.num_images
 
 
 @dataclass

@@ -111,7 +111,7 @@ class Runner:
         task = await self.lease.begin(pk)
         if task is None:
             return
-        model = self.catalog.get(task.model)
+        model = self.catalog.get(task.params.model)
         log.info("task started", extra={"task_id": task.task_id, "attempt": task.attempts})
         results = await asyncio.gather(
             *(self.calls.run_slot(task, model, slot) for slot in range(task.slots)),
@@ -119,7 +119,7 @@ class Runner:
         )
         end = settle(
             results,
-            asked=task.num_images,
+            asked=task.params.num_images,
             retry_count=task.retry_count,
             max_retries=self.settings.MAX_RETRY_COUNT,
         )

@@ -37,19 +37,14 @@ def image_id(task_id: str, position: int) -> str:
 
 
 def metadata(task: TaskSnapshot, position: int) -> dict[str, Any]:
-    """What a file carries of its making, so the file alone can be reproduced."""
+    """What a file carries of its making, so the file alone can be reproduced: its task's
+    parameters, with the seed that draws this one image again (so no count of images)."""
     return {
         "task_id": task.task_id,
         "image_id": image_id(task.task_id, position),
         "position": position,
-        "prompt": task.prompt,
-        "negative_prompt": task.negative_prompt,
-        "model": task.model,
-        "width": task.width,
-        "height": task.height,
-        "seed": image_seed(task.seed, position),
-        "scale": task.scale,
-        "steps": task.steps,
+        **task.params.model_dump(exclude={"num_images"}),
+        "seed": image_seed(task.params.seed, position),
     }
 
 
@@ -125,7 +120,7 @@ class ImageWriter:
             height=prepared.height,
         )
         try:
-            await self.writer.write(functools.partial(_add_image, row, task.num_images))
+            await self.writer.write(functools.partial(_add_image, row, task.params.num_images))
         except IntegrityError:
             # Lost a race for this position, or the task was deleted meanwhile. Names are
             # content hashes of bytes that embed this task's id: no one else's.

@@ -18,10 +18,12 @@ from volcimage.http.deps import SessionDep, StateDep
 from volcimage.images.uploads import limits
 from volcimage.system import health as checks_of
 from volcimage.system.metrics import render as render_metrics
+from volcimage.tasks.params import GenerationParams
 from volcimage.tasks.quota import daily_limit, images_admitted_today
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
 metrics_router = APIRouter()
+PARAMS_SCHEMA = GenerationParams.model_json_schema()
 
 
 class Quota(BaseModel):
@@ -50,8 +52,9 @@ class SystemInfo(BaseModel):
 
 @router.get("/models")
 async def models(state: StateDep) -> dict[str, Any]:
-    """The model catalog: sizes, counts and parameters each model takes, and its price; and
-    what a reference image upload may be (`uploads`)."""
+    """The model catalog: sizes, counts and parameters each model takes, and its price; what
+    a reference image upload may be (`uploads`); and the JSON Schema of a POST /generate body
+    (`params`: every parameter, its type, default and bounds; a model's own are in `models`)."""
     catalog = state.catalog
     items = [
         {
@@ -63,7 +66,12 @@ async def models(state: StateDep) -> dict[str, Any]:
         for m in catalog.models
     ]
     uploads = limits(state.settings.MAX_UPLOAD_MB * 1024 * 1024)
-    return {"models": items, "default_model": catalog.default_model, "uploads": uploads}
+    return {
+        "models": items,
+        "default_model": catalog.default_model,
+        "uploads": uploads,
+        "params": PARAMS_SCHEMA,
+    }
 
 
 @router.get("/system/info", response_model=SystemInfo)

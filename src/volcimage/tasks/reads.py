@@ -18,6 +18,7 @@ from volcimage.auth.models import User
 from volcimage.events.bus import Event
 from volcimage.tasks import estimates
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, UserTag
+from volcimage.tasks.params import COLUMNS
 from volcimage.tasks.schemas import (
     ImagePublic,
     ImageRow,
@@ -33,15 +34,7 @@ TASK_COLUMNS = (
     Task.task_id,
     Task.status,
     Task.progress,
-    Task.prompt,
-    Task.negative_prompt,
-    Task.model,
-    Task.width,
-    Task.height,
-    Task.num_images,
-    Task.steps,
-    Task.scale,
-    Task.seed,
+    *(getattr(Task, name) for name in COLUMNS),
     Task.params,
     Task.error_code,
     Task.error_message,

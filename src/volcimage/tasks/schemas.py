@@ -12,18 +12,18 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
 )
 from sqlalchemy import Row
 
 from volcimage.core.text import Text
 from volcimage.tasks.models import Image, Upload
+from volcimage.tasks.params import COLUMNS, GenerationParams
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(GenerationParams):
+    """The body of POST /generate (and of the WebSocket's generate message)."""
+
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,  # JSON types as documented: no true for 1, no "2" for 2
         json_schema_extra={
             "examples": [
                 {
@@ -38,40 +38,6 @@ class GenerateRequest(BaseModel):
             ]
         },
     )
-
-    prompt: Text = Field(..., description="What to draw; the model's max_prompt_length applies")
-    negative_prompt: Text | None = Field(None, max_length=2000)
-    model: Text | None = Field(None, description="A catalog id from GET /models")
-    width: int | None = Field(None, ge=1, le=16384)
-    height: int | None = Field(None, ge=1, le=16384)
-    num_images: int = Field(1, ge=1, le=15)
-    steps: int | None = Field(None, ge=1, le=200)
-    scale: float | None = Field(None, ge=0, le=100)
-    seed: int | None = Field(None, ge=-1, le=2147483647)
-    watermark: bool = False
-    group: bool = Field(
-        False,
-        description="Seedream 4.x: one call makes up to num_images related images (a series), "
-        "each stored and announced as soon as it is streamed",
-    )
-    reference_images: list[Text] = Field(
-        default_factory=list,
-        max_length=14,
-        description="Ids from POST /uploads or of stored images, for models that take them",
-    )
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("prompt must not be empty")
-        return value
-
-    @field_validator("negative_prompt")
-    @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
 
 
 class UploadPublic(BaseModel):
@@ -161,6 +127,7 @@ class TaskPublic(BaseModel):
     owner: str | None = Field(description="Who asked for it, with user accounts on")
     status: str
     progress: int
+    # the parameters with a column (params.COLUMNS); the others are in `params`
     prompt: str
     negative_prompt: str | None
     model: str
@@ -235,7 +202,7 @@ def image_public(image: Image | ImageRow, tags: list[str], seed: int | None) -> 
 def task_public(
     task: Row[Any], images: list[ImagePublic], estimated_seconds: int | None
 ) -> TaskPublic:
-    """A task row of views.TASK_COLUMNS, shaped for the API. Its typed columns already hold
+    """A task row of reads.TASK_COLUMNS, shaped for the API. Its typed columns already hold
     what the fields take, so it is not validated again: a fifth of a page of tasks' cost."""
     error = (
         TaskError(code=task.error_code, message=task.error_message) if task.error_message else None
@@ -245,15 +212,7 @@ def task_public(
         owner=task.owner_name,
         status=task.status,
         progress=task.progress,
-        prompt=task.prompt,
-        negative_prompt=task.negative_prompt,
-        model=task.model,
-        width=task.width,
-        height=task.height,
-        num_images=task.num_images,
-        steps=task.steps,
-        scale=task.scale,
-        seed=task.seed,
+        **{name: getattr(task, name) for name in COLUMNS},
         params=task.params or {},
         images=images,
         error=error,

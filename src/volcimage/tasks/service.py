@@ -18,11 +18,12 @@ from volcimage.storage.files import Area
 from volcimage.tasks import quota
 from volcimage.tasks import reads as reads
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
+from volcimage.tasks.params import GenerationParams, TaskParams
 from volcimage.tasks.quota import ACTIVE_STATUSES
-from volcimage.tasks.schemas import GenerateRequest, TaskPublic
+from volcimage.tasks.schemas import TaskPublic
 
 
-def check_request(request: GenerateRequest, catalog: Catalog) -> tuple[ModelInfo, int, int]:
+def check_request(request: GenerationParams, catalog: Catalog) -> tuple[ModelInfo, int, int]:
     """Model-specific checks the schema cannot do. Raises ValidationError naming the field."""
     model = catalog.get(request.model or catalog.default_model)
     if len(request.prompt) > model.max_prompt_length:
@@ -83,7 +84,7 @@ def check_request(request: GenerateRequest, catalog: Catalog) -> tuple[ModelInfo
     return model, width, height
 
 
-def _checked_size(request: GenerateRequest, model: ModelInfo) -> tuple[int, int]:
+def _checked_size(request: GenerationParams, model: ModelInfo) -> tuple[int, int]:
     default_w, default_h = model.default_dimensions
     if model.size_rule.mode == "adaptive":
         if request.width is not None or request.height is not None:
@@ -109,7 +110,7 @@ def _checked_size(request: GenerateRequest, model: ModelInfo) -> tuple[int, int]
 
 async def create_task(
     session: AsyncSession,
-    request: GenerateRequest,
+    request: GenerationParams,
     catalog: Catalog,
     settings: Settings,
     caller: Caller,
@@ -122,28 +123,12 @@ async def create_task(
     if references and model.size_rule.mode == "adaptive":
         first = references[0][1]
         width, height = first.width, first.height
+    params = TaskParams.chosen(request, model.id, width, height)
     task = Task(
         task_id=str(uuid.uuid4()),
         status=TaskStatus.PENDING,
-        prompt=request.prompt,
-        negative_prompt=request.negative_prompt,
-        model=model.id,
-        width=width,
-        height=height,
-        num_images=request.num_images,
-        steps=request.steps,
-        scale=request.scale,
-        seed=request.seed,
         owner_id=caller.user_id,
-        params={
-            "watermark": request.watermark,
-            "provider": model.provider,
-            "group": request.group,
-            "reference_images": [
-                {"kind": kind, "id": ref_id}
-                for (kind, _), ref_id in zip(references, request.reference_images, strict=True)
-            ],
-        },
+        **params.task_columns(model.provider, [kind for kind, _ in references]),
         run_after=utcnow(),
         images=[],
         calls=[],

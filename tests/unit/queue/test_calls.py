@@ -1,12 +1,16 @@
-"""A paid call's row when its task is run again (never pay twice), and the upstream budget."""
+"""A paid call's row when its task is run again (never pay twice), the upstream budget, and
+the request a provider is given."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from volcimage.queue.calls import STREAM_CUT_OFF, budget_wait, reopen
+from volcimage.catalog.models import load_catalog
+from volcimage.providers.base import ImageRequest
+from volcimage.queue.calls import STREAM_CUT_OFF, budget_wait, image_request, reopen
 from volcimage.tasks.models import CallState, UpstreamCall
+from volcimage.tasks.params import TaskParams
 
 
 def call(state: CallState, **fields: Any) -> UpstreamCall:
@@ -54,3 +58,36 @@ def test_the_budget_waits_until_the_oldest_counted_call_leaves_the_minute() -> N
     assert budget_wait(made, 3, since) == 5.0  # the oldest of the last three
     assert budget_wait(made, 2, since) == 20.0
     assert budget_wait([since, since], 2, since) == 0.05  # never a busy loop
+
+
+def test_a_slot_asks_with_the_task_parameters_its_own_seed_and_the_model_upstream_id() -> None:
+    model = load_catalog().get("seedream-3.0")
+    params = TaskParams(
+        prompt="a cat",
+        negative_prompt="blurry",
+        model=model.id,
+        width=1024,
+        height=768,
+        num_images=3,
+        steps=30,
+        scale=2.5,
+        seed=42,
+        watermark=True,
+    )
+    assert image_request(params, model, 2, ("data:image/png;base64,AA==",)) == ImageRequest(
+        upstream_model=model.upstream_id,
+        prompt="a cat",
+        width=1024,
+        height=768,
+        seed=44,
+        scale=2.5,
+        steps=30,
+        negative_prompt="blurry",
+        watermark=True,
+        upstream_params=model.upstream_params,
+        reference_images=("data:image/png;base64,AA==",),
+        group_size=0,
+    )
+    group = params.model_copy(update={"group": True, "seed": None})
+    asked = image_request(group, model, 0, ())
+    assert asked.group_size == 3 and asked.seed is None

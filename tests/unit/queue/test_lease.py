@@ -20,7 +20,7 @@ from volcimage.queue.lease import (
     backoff_seconds,
     settle,
 )
-from volcimage.tasks.models import TaskStatus
+from volcimage.tasks.models import Task, TaskStatus
 
 SERVER_ERROR = UpstreamError("Server busy", upstream_code="InternalServiceError", retryable=True)
 REFUSED = UpstreamError("Prompt refused", upstream_code="InputTextSensitive", retryable=False)
@@ -129,11 +129,22 @@ def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
 
 
 def snapshot(num_images: int, **params: object) -> TaskSnapshot:
-    return TaskSnapshot(
-        1, "t", "a cat", None, "m", 1024, 1024, num_images, 7, None, None, dict(params), 1, 0
+    task = Task(
+        id=1,
+        task_id="t",
+        prompt="a cat",
+        model="m",
+        width=1024,
+        height=1024,
+        num_images=num_images,
+        seed=7,
+        params=dict(params),
+        attempts=1,
+        retry_count=0,
     )
+    return TaskSnapshot.of(task)
 
 
 def test_a_group_is_one_paid_call_and_other_tasks_one_per_image() -> None:
-    assert snapshot(4).slots == 4 and not snapshot(4).group
-    assert snapshot(4, group=True).slots == 1 and snapshot(4, group=True).group
+    assert snapshot(4).slots == 4 and not snapshot(4).params.group
+    assert snapshot(4, group=True).slots == 1 and snapshot(4, group=True).params.group

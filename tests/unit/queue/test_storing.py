@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from volcimage.queue.lease import TaskSnapshot
 from volcimage.queue.storing import image_id, metadata, progress
+from volcimage.tasks.params import TaskParams
 from volcimage.tasks.seeds import SLOT_STRIDE, image_seed
 
-TASK = TaskSnapshot(
-    3, "task-a", "a cat", "blurry", "seedream-3.0", 1024, 768, 2, 42, 2.5, 30, {}, 1, 0
+PARAMS = TaskParams(
+    prompt="a cat",
+    negative_prompt="blurry",
+    model="seedream-3.0",
+    width=1024,
+    height=768,
+    num_images=2,
+    seed=42,
+    scale=2.5,
+    steps=30,
+    reference_images=["upload-1"],
 )
+TASK = TaskSnapshot(3, "task-a", PARAMS, [{"kind": "upload", "id": "upload-1"}], 1, 0)
 
 
 def test_an_image_has_the_same_id_on_every_attempt_and_its_own_per_position() -> None:
@@ -17,6 +28,7 @@ def test_an_image_has_the_same_id_on_every_attempt_and_its_own_per_position() ->
 
 
 def test_a_file_carries_what_reproduces_it() -> None:
+    """Every parameter of its task, with the seed of this one image and no count."""
     position = SLOT_STRIDE + 1
     assert metadata(TASK, position) == {
         "task_id": "task-a",
@@ -30,6 +42,9 @@ def test_a_file_carries_what_reproduces_it() -> None:
         "seed": image_seed(42, position),
         "scale": 2.5,
         "steps": 30,
+        "watermark": False,
+        "group": False,
+        "reference_images": ["upload-1"],
     }
 
 
