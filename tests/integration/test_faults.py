@@ -88,7 +88,7 @@ async def test_database_locked_by_another_writer_only_delays(make_studio: Any) -
 
         holder = threading.Thread(target=hold_lock)
         holder.start()
-        locked.wait(5)
+        await asyncio.to_thread(locked.wait, 30)  # off the loop: the app may be mid-write
         started = time.monotonic()
         timer = threading.Timer(1.5, release.set)  # the other writer holds the lock 1.5 s
         timer.start()

@@ -37,8 +37,10 @@ async def writes_refused(database_url: str) -> AsyncIterator[None]:
     if database_url.startswith("sqlite"):
         path = sqlite_path(database_url)
         assert path is not None
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")  # another process's write that does not end
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # another process's write that does not end; taken off the event loop, where the app
+        # in this process may be midway through a write it needs the loop to finish
+        await asyncio.to_thread(holder.execute, "BEGIN EXCLUSIVE")
         try:
             yield
         finally:
