@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -365,9 +366,12 @@ def test_toasts_never_cover_the_viewers_controls(
     page.get_by_test_id("viewer-favorite").click()  # an error toast with a long detail
     page.get_by_test_id("viewer-favorite").click()
     # measured once the second has replaced the first (not as one element gives way)
-    page.wait_for_function(
-        "Alpine.store('toasts').list.filter((t) => t.kind === 'error').length === 2"
-    )
+    # (polled from here: wait_for_function would eval the check, which the page's CSP refuses)
+    errors = "() => Alpine.store('toasts').list.filter((t) => t.kind === 'error').length"
+    deadline = time.monotonic() + 120  # a safety net for a busy machine
+    while page.evaluate(errors) < 2:
+        assert time.monotonic() < deadline, "the second error toast never came"
+        page.wait_for_timeout(50)
     expect(toasts(page)).to_have_count(1)  # only the newest while the viewer is open
     toast = toasts(page).first.bounding_box()
     assert toast
