@@ -47,6 +47,7 @@ from volcimage.tasks import reads
 from volcimage.tasks.routes import router as tasks_router
 from volcimage.tasks.streams import router as streams_router
 from volcimage.users.routes import router as users_router
+from volcimage.users.routes import sign_in_router
 
 log = logging.getLogger("volcimage.app")
 STATIC_DIR = files("volcimage") / "web" / "static"
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
     # outermost: everything after sees the client's address, forwarded or not (audit.client_of)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.include_router(audit_router)
+    app.include_router(sign_in_router)
     app.include_router(users_router)
     app.include_router(templates_router)
     app.include_router(tasks_router)

@@ -32,6 +32,7 @@ from volcimage.tasks.quota import images_admitted_today
 from volcimage.users import service
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
+sign_in_router = APIRouter(prefix="/api/v1", tags=["access"])  # the page's sign-in
 ERRORS: dict[int | str, dict[str, str]] = {
     400: {"description": "Invalid input"},
     403: {"description": "Admins only"},
@@ -184,13 +185,13 @@ def _session_info(settings: Settings, caller: Caller, cookie: str | None) -> Ses
     return SessionInfo(mode=settings.access_mode, user=user, signed_in=signed_in, csrf_token=csrf)
 
 
-@router.get("/session", response_model=SessionInfo)
+@sign_in_router.get("/session", response_model=SessionInfo)
 async def session_info(request: Request, state: StateDep, caller: CallerDep) -> SessionInfo:
     """How to sign in, who is signed in, and the CSRF token for changes made with the cookie."""
     return _session_info(state.settings, caller, request.cookies.get(COOKIE))
 
 
-@router.post("/session", response_model=SessionInfo, responses={401: {}, 429: {}})
+@sign_in_router.post("/session", response_model=SessionInfo, responses={401: {}, 429: {}})
 async def login(body: Login, request: Request, session: SessionDep, state: StateDep) -> Response:
     """Signs the page in: with the API key, or with a username and password (accounts mode)."""
     settings = state.settings
@@ -238,7 +239,7 @@ async def _check_login(body: Login, session: AsyncSession, settings: Settings) -
     raise ValidationError(f"Nothing to sign in to: access mode is {mode}", {"mode": mode})
 
 
-@router.delete("/session", status_code=204)
+@sign_in_router.delete("/session", status_code=204)
 async def logout(
     request: Request, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> Response:
