@@ -40,7 +40,19 @@ def pg_database() -> Iterator[str]:
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test of the database runs on each backend; a module or test marked
+    `one_database` (the database is not its point) runs on the first only."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        if "database_url" in mark.args[0]:
+            return  # the test names its own backends
+    one = metafunc.definition.get_closest_marker("one_database") is not None
+    metafunc.parametrize("database_url", BACKENDS[:1] if one else BACKENDS, indirect=True)
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgresql":
         return str(request.getfixturevalue("pg_database"))

@@ -17,6 +17,7 @@ from volcimage.tasks.models import UpstreamCall
 KEY = "team-key-4f9a1c"
 
 
+@pytest.mark.one_database  # no query is involved
 async def test_api_key_guards_the_api_but_not_the_page_or_health(make_studio: Any) -> None:
     async with make_studio(ENABLE_API_KEY_AUTH="true", API_KEY=KEY) as studio:
         client = studio.client
@@ -36,6 +37,7 @@ async def test_api_key_guards_the_api_but_not_the_page_or_health(make_studio: An
             assert (await client.get(open_path)).status_code == 200, open_path
 
 
+@pytest.mark.one_database  # no query is involved
 async def test_session_cookie_for_the_page_holds_no_key(make_studio: Any) -> None:
     async with make_studio(ENABLE_API_KEY_AUTH="true", API_KEY=KEY) as studio:
         client = studio.client
@@ -65,6 +67,7 @@ def test_api_key_auth_without_a_key_stops_start_up() -> None:
         load_settings(_env_file=None, ENABLE_API_KEY_AUTH="true")
 
 
+@pytest.mark.one_database  # no query is involved
 async def test_rate_limit_answers_429_with_retry_after(make_studio: Any) -> None:
     async with make_studio(RATE_LIMIT_PER_MINUTE=3) as studio:
         client = studio.client
@@ -81,6 +84,7 @@ async def test_rate_limit_answers_429_with_retry_after(make_studio: Any) -> None
         assert thumbnail.status_code == 404, "image files are not counted"
 
 
+@pytest.mark.one_database  # no query is involved
 async def test_security_headers_and_cors_from_allowed_origins(make_studio: Any) -> None:
     async with make_studio(ALLOWED_ORIGINS="https://studio.example") as studio:
         client = studio.client
@@ -155,6 +159,7 @@ async def test_audit_log_records_who_did_what_without_secrets(make_studio: Any) 
         assert [e["action"] for e in only] == ["login"]
 
 
+@pytest.mark.one_database  # no query is involved
 async def test_basic_auth_guards_the_whole_studio_but_not_the_probes(make_studio: Any) -> None:
     async with make_studio(BASIC_AUTH_USERNAME="studio", BASIC_AUTH_PASSWORD="p@ss:word") as studio:
         client = studio.client

@@ -137,9 +137,13 @@ def test_a_socket_whose_user_was_disabled_elsewhere_queues_nothing(
 def test_a_socket_whose_user_the_cli_disabled_closes_by_itself(
     tmp_path: Path, database_url: str
 ) -> None:
-    """No command needed: on PostgreSQL the CLI's notice reaches every process at once; on
-    SQLite (no channel between processes) the idle socket re-checks within RECHECK_SECONDS."""
-    with serving(tmp_path, database_url, TASK_LEASE_SECONDS=3, **ACCOUNTS) as server:
+    """No command needed: on PostgreSQL the CLI's notice reaches every process at once (no
+    re-check would come in time); on SQLite (no channel between processes) the idle socket
+    re-checks every SESSION_RECHECK_SECONDS."""
+    recheck = 1 if database_url.startswith("sqlite") else 3600
+    with serving(
+        tmp_path, database_url, TASK_LEASE_SECONDS=3, SESSION_RECHECK_SECONDS=recheck, **ACCOUNTS
+    ) as server:
         add_users(database_url, alice=False)
         with open_socket(server, sign_in(server, "alice").cookies[COOKIE]) as socket:
             disabled = volcimage(server.env, tmp_path, "user", "set", "alice", "--disabled")

@@ -25,6 +25,8 @@ from volcimage.emulator.render import render_image
 from volcimage.providers.base import RETRY_AFTER_CAP
 from volcimage.providers.download import MAX_RESULT_BYTES
 
+pytestmark = pytest.mark.one_database  # the upstream is the point
+
 KEYS = {
     "ARK_API_KEY": "ark-HOSTILE-4f1c9e2a7b",
     "VOLC_ACCESS_KEY": "AKLT-HOSTILE-93be01",
@@ -132,7 +134,6 @@ def hostile() -> Iterator[tuple[Hostile, str]]:
         yield upstream, url
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # an upstream matter
 def test_hostile_answers_fail_clearly_and_never_show_a_key(
     tmp_path: Path, database_url: str, hostile: tuple[Hostile, str]
 ) -> None:

@@ -19,6 +19,10 @@ from volcimage.core.config import load_settings
 from volcimage.core.outages import is_outage
 from volcimage.storage.s3 import S3Store
 
+pytestmark = (
+    pytest.mark.one_database
+)  # the bucket is the point; the queries are those every task makes
+
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:

@@ -38,6 +38,7 @@ COMBINATIONS = [
 @pytest.mark.parametrize(
     ("mode", "ark", "pair", "ark_state", "visual_state", "seed_mode", "ok"), COMBINATIONS
 )
+@pytest.mark.one_database  # no query is involved
 async def test_system_info_reports_each_provider_as_its_calls_go(
     make_studio: Any,
     mode: str,
@@ -68,6 +69,7 @@ async def test_system_info_reports_each_provider_as_its_calls_go(
         assert secret not in answer.text
 
 
+@pytest.mark.one_database  # the seeds ride in rows every task writes
 async def test_each_image_carries_the_seed_it_was_drawn_with(app_client: Any) -> None:
     created = await generate(app_client, num_images=3, seed=777)
     task = await wait_for_task(app_client, created["task_id"])
@@ -91,6 +93,7 @@ async def test_each_image_carries_the_seed_it_was_drawn_with(app_client: Any) ->
         ({"num_images": 2}, "no seed asked: the upstream chose"),
     ],
 )
+@pytest.mark.one_database  # the seeds ride in rows every task writes
 async def test_an_image_without_a_seed_to_give_again_says_null(
     app_client: Any, body: dict[str, Any], why: str
 ) -> None:

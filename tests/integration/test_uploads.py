@@ -13,6 +13,10 @@ from tests.support import generate, jpeg_claiming, upload, wait_for_task
 from volcimage.core.config import Settings
 from volcimage.emulator.render import render_image
 
+pytestmark = (
+    pytest.mark.one_database
+)  # the files are the point; the queries are those every upload makes
+
 API = "/api/v1"
 
 

@@ -28,6 +28,10 @@ from volcimage.catalog.models import load_catalog
 from volcimage.emulator.app import create_emulator_app
 from volcimage.images.processing import read_metadata
 
+pytestmark = (
+    pytest.mark.one_database
+)  # the upstream is the point; the queries are those every task makes
+
 CATALOG = load_catalog()
 
 

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # Accounts: users sign in with a password (create the first admin with `volcimage user`)
     ENABLE_USER_ACCOUNTS: bool = False
     SESSION_HOURS: int = Field(24 * 14, ge=1, le=24 * 365, description="a sign-in lasts this long")
+    # An idle stream re-checks its session this often: a session can also end where no event
+    # tells it (it expires; `volcimage user set --disabled` on SQLite: no bus between processes)
+    SESSION_RECHECK_SECONDS: float = Field(15, gt=0, le=3600)
     USER_DAILY_IMAGE_QUOTA: int = Field(0, ge=0, description="images a day per user; 0 = off")
     LOGIN_ATTEMPTS_PER_MINUTE: int = Field(10, ge=1, description="failed sign-ins per client")
     RATE_LIMIT_PER_MINUTE: int = Field(600, ge=0, description="API requests per client; 0 = off")

@@ -36,7 +36,7 @@ Loader = Callable[[AsyncSession, str, str, int | None], Awaitable[Event | None]]
 async def announce_access_change(session: AsyncSession, user_id: int) -> None:
     """From a process without a bus (the CLI): every serving process re-checks the user's
     open streams once the session commits. SQLite has no channel; its streams re-check when
-    idle (tasks/routes.RECHECK_SECONDS)."""
+    idle (SESSION_RECHECK_SECONDS)."""
     if session.get_bind().dialect.name == "postgresql":
         note = json.dumps({"o": "cli", "t": ACCESS_CHANGED, "w": user_id})
         await session.execute(select(func.pg_notify(CHANNEL, note)))

@@ -22,10 +22,6 @@ from volcimage.http.deps import State, StateDep
 from volcimage.tasks.routes import queue_task
 from volcimage.tasks.schemas import GenerateRequest
 
-# An idle stream checks its session this often: a session can also end where no event is
-# sent (it expires; `volcimage user set --disabled` on SQLite, with no bus between processes)
-RECHECK_SECONDS = 15
-
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 
@@ -39,12 +35,12 @@ async def events(request: Request, state: StateDep, caller: CallerDep) -> EventS
     caller may see; `{"type": "events.missed"}` when some may have been lost (read again)."""
 
     async def stream() -> AsyncIterator[dict[str, str]]:
-        current = caller
+        current, recheck_every = caller, state.settings.SESSION_RECHECK_SECONDS
         async with state.bus.subscribe() as queue:
             yield {"event": "ready", "data": "{}"}
             while not await request.is_disconnected():
                 try:
-                    event = await asyncio.wait_for(queue.get(), timeout=RECHECK_SECONDS)
+                    event = await asyncio.wait_for(queue.get(), timeout=recheck_every)
                 except TimeoutError:  # sse-starlette sends its own keep-alive pings
                     event = IDLE
                 if needs_recheck(current, event):
@@ -70,7 +66,7 @@ async def generate_stream(websocket: WebSocket, state: StateDep, caller: CallerD
     (1008) once the session it was opened with ends."""
     await websocket.accept()
     sending = anyio.Lock()  # events and replies come from two tasks; frames must not interleave
-    current = caller
+    current, recheck_every = caller, state.settings.SESSION_RECHECK_SECONDS
 
     async def send(message: dict[str, Any]) -> None:
         async with sending:
@@ -96,7 +92,7 @@ async def generate_stream(websocket: WebSocket, state: StateDep, caller: CallerD
         async def forward() -> None:
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), timeout=RECHECK_SECONDS)
+                    event = await asyncio.wait_for(queue.get(), timeout=recheck_every)
                 except TimeoutError:
                     event = IDLE
                 if needs_recheck(current, event) and not await still_signed_in():
