@@ -22,7 +22,7 @@ from tests.support import serving
 
 TASKS = 200
 READERS = 50
-READ_SECONDS = float(os.environ.get("LOAD_READ_SECONDS", "30"))
+READ_SECONDS = float(os.environ.get("LOAD_READ_SECONDS", "10"))
 
 
 def _task(n: int) -> dict[str, Any]:
