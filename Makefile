@@ -28,8 +28,8 @@ test: $(STAMP)
 	bash scripts/system-deps.sh
 	bash scripts/check-assets.sh
 	$(MAKE) --no-print-directory check
-	$(VENV)/bin/pytest -n 2 --durations=10 --cov --cov-report= --ignore=tests/e2e
-	$(VENV)/bin/pytest -n 2 --cov --cov-append --cov-report=term --cov-fail-under=85 tests/e2e
+	$(VENV)/bin/pytest -n 2 --dist worksteal --durations=10 --cov --cov-report= --ignore=tests/e2e
+	$(VENV)/bin/pytest -n 2 --dist worksteal --cov --cov-append --cov-report=term --cov-fail-under=85 tests/e2e
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .

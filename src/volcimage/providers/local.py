@@ -68,7 +68,11 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
                 raise
 
         task = asyncio.create_task(run())
-        status, headers = await started
+        try:
+            status, headers = await started
+        except BaseException:  # the caller gave up (cancelled, timed out): so does the app
+            task.cancel()
+            raise
         return httpx.Response(status, headers=headers, stream=_Body(chunks, task), request=request)
 
 
