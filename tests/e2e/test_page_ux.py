@@ -183,11 +183,11 @@ def produced_codes() -> tuple[set[str], set[str]]:
                         _constants(inner.value, codes, shapes)
     from volcimage.emulator import ark as ark_emulator
     from volcimage.emulator import visual as visual_emulator
-    from volcimage.providers import ark, visual
+    from volcimage.providers import policy
 
     codes |= {fault[1] for fault in ark_emulator.FAULTS.values()}
     codes |= {str(fault[1]) for fault in visual_emulator.FAULTS.values()}
-    codes |= set(ark.FINAL_RATE_CODES) | {str(c) for c in visual.RETRYABLE_CODES}
+    codes |= set(policy.ARK) | {str(c) for c in policy.VISUAL}
     return codes, shapes
 
 

@@ -218,6 +218,7 @@ def test_unknown_model_is_404_and_bad_key_is_401(emulator_url: str, ark: Ark) ->
         ("quota", ArkRateLimitError, "QuotaExceeded"),
         ("server_error", ArkInternalServerError, "InternalServiceError"),
         ("sensitive", ArkBadRequestError, "OutputImageSensitiveContentDetected"),
+        ("input_sensitive", ArkBadRequestError, "InputTextSensitiveContentDetected"),
     ],
 )
 def test_injected_faults_surface_as_the_sdk_error_classes(

@@ -34,7 +34,7 @@ async def test_final_upstream_refusals_fail_at_once_with_the_upstream_code(
 ) -> None:
     async with make_studio() as studio:
         for fault, code in [
-            ("sensitive", "OutputImageSensitiveContentDetected"),
+            ("input_sensitive", "InputTextSensitiveContentDetected"),
             ("quota", "QuotaExceeded"),
             ("auth", "AuthenticationError"),
         ]:
@@ -46,6 +46,21 @@ async def test_final_upstream_refusals_fail_at_once_with_the_upstream_code(
             assert code in task["error"]["message"]
             assert task["retry_count"] == 0
             assert studio.emulator.generation_calls == before + 1
+
+
+async def test_an_output_refusal_is_asked_again_once_and_a_second_one_is_final(
+    make_studio: Any,
+) -> None:
+    async with make_studio() as studio:
+        studio.emulator.faults.append("sensitive")
+        task = await studio.run()
+        assert task["status"] == "completed" and task["retry_count"] == 1, task
+        assert studio.emulator.generation_calls == 2
+        studio.emulator.faults.extend(["sensitive", "sensitive"])
+        task = await studio.run()
+        assert task["status"] == "failed" and task["retry_count"] == 1, task
+        assert task["error"]["code"] == "OutputImageSensitiveContentDetected"
+        assert studio.emulator.generation_calls == 4 and studio.emulator.faults == []
 
 
 async def test_persistent_server_errors_give_up_after_max_retries(make_studio: Any) -> None:
@@ -60,11 +75,11 @@ async def test_persistent_server_errors_give_up_after_max_retries(make_studio: A
 
 async def test_partial_failure_keeps_the_images_that_were_made(make_studio: Any) -> None:
     async with make_studio(MAX_CONCURRENT_TASKS=1) as studio:
-        studio.emulator.faults.extend(["sensitive"])
+        studio.emulator.faults.extend(["input_sensitive"])
         task = await studio.run(num_images=3)
         assert task["status"] == "completed"
         assert len(task["images"]) == 2
-        assert task["error"]["code"] == "OutputImageSensitiveContentDetected"
+        assert task["error"]["code"] == "InputTextSensitiveContentDetected"
 
 
 async def test_truncated_download_is_fetched_again_without_paying_again(make_studio: Any) -> None:
@@ -124,7 +139,7 @@ async def test_cancel_running_task_stops_it(make_studio: Any) -> None:
 
 async def test_failed_task_can_be_retried(make_studio: Any) -> None:
     async with make_studio() as studio:
-        studio.emulator.faults.append("sensitive")
+        studio.emulator.faults.append("input_sensitive")
         task = await studio.run()
         assert task["status"] == "failed"
         retried = await studio.client.post(f"/api/v1/task/{task['task_id']}/retry")

@@ -172,7 +172,7 @@ def visual_stats(studio: Studio) -> Any:
     [
         ("rate_limit", "completed", None, 1, 1),
         ("concurrency", "completed", None, 1, 1),
-        ("server_error", "completed", None, 1, 1),
+        ("server_error", "failed", "50500", 0, 0),  # the docs: no retry needed
         ("output_sensitive", "completed", None, 1, 2),  # a new sample may pass: new job
         ("sensitive", "failed", "50412", 0, 0),  # the prompt itself: final
         ("expired", "failed", "JobExpired", 0, 1),  # paid, then lost: never paid again
@@ -191,6 +191,15 @@ async def test_each_visual_fault_ends_retried_or_failed_with_its_code(
             assert task["error"]["code"] == code and task["error"]["message"]
         assert visual_stats(studio).submits == submits
         assert studio.emulator.faults == []
+
+
+async def test_a_second_output_refusal_in_a_row_is_final(make_studio: Any) -> None:
+    async with make_studio() as studio:
+        studio.emulator.faults.extend(["output_sensitive", "output_sensitive"])
+        task = await studio.run(model="jimeng-3.1", prompt="refused twice")
+        assert task["status"] == "failed" and task["retry_count"] == 1, task
+        assert task["error"]["code"] == "50511"
+        assert visual_stats(studio).submits == 2 and studio.emulator.faults == []
 
 
 async def test_cvprocess_output_refusal_is_retried_as_a_new_call(make_studio: Any) -> None:

@@ -129,9 +129,12 @@ class UpstreamError(VolcImageError):
         retry_after: float | None = None,
         http_status: int | None = None,
         job_gone: bool = False,
+        once: bool = False,
     ) -> None:
         message = redact(message)
         super().__init__(message)
+        # once: retried at most once in a row (an output refusal: a new sample may pass)
+        self.once = once
         # job_gone: the upstream's asynchronous job is over (failed or expired); a retry must
         # submit a new one instead of polling this one again.
         self.job_gone = job_gone

@@ -56,6 +56,7 @@ FAULTS: dict[str, tuple[int, str, str, dict[str, str]]] = {
     ),
     "server_error": (500, "InternalServiceError", "InternalServerError", {}),
     "sensitive": (400, "OutputImageSensitiveContentDetected", "BadRequest", {}),
+    "input_sensitive": (400, "InputTextSensitiveContentDetected", "BadRequest", {}),
     "quota": (429, "QuotaExceeded", "TooManyRequests", {}),
     "auth": (401, "AuthenticationError", "Unauthorized", {}),
 }

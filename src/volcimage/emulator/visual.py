@@ -104,7 +104,8 @@ def add_visual_routes(app: FastAPI, keys: dict[str, str], faults: list[str]) -> 
             return _auth_error(exc, request_id, action)
         try:
             body = _json(body_bytes)
-            fault = request.headers.get("x-emulator-fault") or (faults.pop(0) if faults else None)
+            queued = faults.pop(0) if faults and action != "CVSync2AsyncGetResult" else None
+            fault = request.headers.get("x-emulator-fault") or queued  # polls cost nothing
             if action == "CVSync2AsyncSubmitTask":
                 data = await _submit(state, body, fault)
             elif action == "CVSync2AsyncGetResult":

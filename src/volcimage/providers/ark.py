@@ -31,11 +31,9 @@ from volcimage.providers.base import (
     malformed,
 )
 from volcimage.providers.download import checked_inline, fetch_url
+from volcimage.providers.policy import ark, retry_fields
 
 log = logging.getLogger(__name__)
-
-# 429s that will not pass by waiting: the account's quota or spending cap.
-FINAL_RATE_CODES = frozenset({"QuotaExceeded", "SetLimitExceeded"})
 
 
 class ArkProvider:
@@ -196,7 +194,6 @@ def classify_status_error(exc: ArkAPIStatusError) -> UpstreamError:
     code = str(exc.code or f"HTTP{exc.status_code}")
     message = exc.body.get("message") if isinstance(exc.body, dict) else None
     status = exc.status_code
-    retryable = status >= 500 or (status == 429 and code not in FINAL_RATE_CODES)
     text = f"Ark refused the request ({code}): {message or 'no message'}"
     asked = retry_after_seconds(exc.response.headers.get("retry-after"))
     if asked is not None and asked > RETRY_AFTER_CAP:
@@ -204,9 +201,9 @@ def classify_status_error(exc: ArkAPIStatusError) -> UpstreamError:
     return UpstreamError(
         text,
         upstream_code=code,
-        retryable=retryable,
         retry_after=None if asked is None else min(asked, RETRY_AFTER_CAP),
         http_status=status,
+        **retry_fields(ark(code, status)),
     )
 
 

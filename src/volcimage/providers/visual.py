@@ -18,12 +18,10 @@ from volcenginesdkcore.signv4 import SignerV4
 from volcimage.core.errors import UpstreamError
 from volcimage.providers.base import ImageRequest, UpstreamImage, UpstreamResult, malformed
 from volcimage.providers.download import checked_inline, fetch_url
+from volcimage.providers.policy import VISUAL_LIMITS, retry_fields, visual
 
 VERSION = "2022-08-31"
 SUCCESS = 10000
-# Codes worth another try: limits, a new sample for an output refusal, internal errors.
-RETRYABLE_CODES = frozenset({50429, 50430, 50511, 50519, 50500, 50501})
-LIMIT_CODES = frozenset({50429, 50430})
 RUNNING = ("in_queue", "generating")
 
 
@@ -157,15 +155,14 @@ def _checked(response: httpx.Response, job: bool) -> dict[str, Any]:
     if not isinstance(code, int):
         raise malformed("The Visual API", "`code` is missing or not a number")
     if code != SUCCESS:
-        retryable = code in RETRYABLE_CODES
         raise UpstreamError(
             f"The Visual API refused the request ({code}): {answer.get('message', '')}",
             upstream_code=str(code),
-            retryable=retryable,
-            retry_after=1.0 if code in LIMIT_CODES else None,
+            retry_after=1.0 if code in VISUAL_LIMITS else None,
             http_status=response.status_code,
             # a poll refused for any reason but a limit means the job itself failed
-            job_gone=job and code not in LIMIT_CODES,
+            job_gone=job and code not in VISUAL_LIMITS,
+            **retry_fields(visual(code)),
         )
     return answer
 

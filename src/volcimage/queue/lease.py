@@ -51,6 +51,7 @@ class TaskSnapshot:
     references: list[dict[str, str]]  # where each reference image is (params.references_of)
     attempts: int
     retry_count: int
+    retried_for: str | None  # the code the last attempt was retried for
 
     @classmethod
     def of(cls, task: Task) -> TaskSnapshot:
@@ -61,6 +62,7 @@ class TaskSnapshot:
             references=references_of(task),
             attempts=task.attempts,
             retry_count=task.retry_count,
+            retried_for=task.error_code if task.retry_count else None,
         )
 
     @property
@@ -99,10 +101,17 @@ def backoff_seconds(settings: Settings, retry_count: int, retry_after: float | N
 
 
 def settle(
-    results: Sequence[object], *, asked: int, retry_count: int, max_retries: int
+    results: Sequence[object],
+    *,
+    asked: int,
+    retry_count: int,
+    max_retries: int,
+    retried_for: str | None = None,
 ) -> Retry | Finish:
     """How an attempt ends, from its slots' results (a SlotOutcome or the exception each
-    raised). Re-raises what is not the task's outcome: a lost lease, a cancellation, a bug."""
+    raised). Re-raises what is not the task's outcome: a lost lease, a cancellation, a bug.
+    An error retried only once (an output refusal) is final when the last attempt was
+    retried for the same code."""
     for result in results:
         if isinstance(result, (LeaseLost, asyncio.CancelledError)):
             raise result
@@ -113,7 +122,7 @@ def settle(
     for error in errors:
         if not isinstance(error, (UpstreamError, OSError)):
             raise error
-    retryable = [e for e in errors if isinstance(e, OSError) or getattr(e, "retryable", False)]
+    retryable = [e for e in errors if isinstance(e, OSError) or _retryable(e, retried_for)]
     if retryable and retry_count < max_retries:
         first = retryable[0]
         return Retry(_error_code(first), _error_message(first), getattr(first, "retry_after", None))
@@ -136,6 +145,12 @@ def settle(
         message = f"{stored} of {asked} images made: {reason}"
         return Finish(status, code="partial" if stored else "NoImage", message=message)
     return Finish(TaskStatus.COMPLETED)
+
+
+def _retryable(error: BaseException, retried_for: str | None) -> bool:
+    if not isinstance(error, UpstreamError) or not error.retryable:
+        return False
+    return not (error.once and error.upstream_code == retried_for)
 
 
 def _error_code(error: BaseException) -> str:

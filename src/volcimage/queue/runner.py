@@ -122,5 +122,6 @@ class Runner:
             asked=task.params.num_images,
             retry_count=task.retry_count,
             max_retries=self.settings.MAX_RETRY_COUNT,
+            retried_for=task.retried_for,
         )
         await self.lease.conclude(pk, end, task.retry_count)

@@ -81,6 +81,32 @@ def test_a_final_failure_ends_the_task_at_once() -> None:
     )
 
 
+OUTPUT_REFUSED = UpstreamError(
+    "Post Img Risk Not Pass", upstream_code="50511", retryable=True, once=True
+)
+
+
+def test_an_output_refusal_is_retried_once_then_final() -> None:
+    first = settle([OUTPUT_REFUSED], asked=1, retry_count=0, max_retries=3)
+    assert first == Retry("50511", "Post Img Risk Not Pass", None)
+    again = settle([OUTPUT_REFUSED], asked=1, retry_count=1, max_retries=3, retried_for="50511")
+    assert again == Finish(TaskStatus.FAILED, code="50511", message="Post Img Risk Not Pass")
+
+
+def test_an_output_refusal_after_a_retry_for_something_else_is_retried() -> None:
+    after_a_limit = settle(
+        [OUTPUT_REFUSED], asked=1, retry_count=1, max_retries=3, retried_for="50429"
+    )
+    assert isinstance(after_a_limit, Retry)
+
+
+def test_a_limit_is_retried_however_often_it_came_before() -> None:
+    end = settle(
+        [RATE_LIMITED], asked=1, retry_count=2, max_retries=3, retried_for="RateLimitExceeded"
+    )
+    assert isinstance(end, Retry) and end.retry_after == 30
+
+
 def test_images_the_upstream_refused_are_counted_in_the_error() -> None:
     refusal = UpstreamImage(error_code="OutputImageSensitive", error_message="not shown")
     some = SlotOutcome(stored=1, refused=[refusal])

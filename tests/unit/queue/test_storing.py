@@ -19,7 +19,7 @@ PARAMS = TaskParams(
     steps=30,
     reference_images=["upload-1"],
 )
-TASK = TaskSnapshot(3, "task-a", PARAMS, [{"kind": "upload", "id": "upload-1"}], 1, 0)
+TASK = TaskSnapshot(3, "task-a", PARAMS, [{"kind": "upload", "id": "upload-1"}], 1, 0, None)
 
 
 def test_an_image_has_the_same_id_on_every_attempt_and_its_own_per_position() -> None:
