@@ -40,7 +40,7 @@ from volcimage.images.routes import router as images_router
 from volcimage.presets.routes import router as templates_router
 from volcimage.providers.registry import build_providers
 from volcimage.queue.runner import Runner
-from volcimage.storage.files import LocalStore, Store
+from volcimage.storage import build_store
 from volcimage.system.routes import metrics_router
 from volcimage.system.routes import router as system_router
 from volcimage.tasks import reads
@@ -71,16 +71,6 @@ def build_state(settings: Settings) -> State:
         bus=EventBus(),
         emulator=emulator,
     )
-
-
-def build_store(settings: Settings) -> Store:
-    if settings.STORAGE_BACKEND == "s3":
-        from volcimage.storage.s3 import S3Store
-
-        store = S3Store(settings)
-        store.ensure_bucket()
-        return store
-    return LocalStore(settings.IMAGE_DIR, settings.THUMBNAIL_DIR, settings.upload_dir)
 
 
 def build_runner(state: State) -> Runner:

@@ -1,4 +1,4 @@
-"""One CLI: serve | worker | emulator | migrate | user."""
+"""One CLI: serve | worker | emulator | migrate | user | doctor."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=9090)
 
     commands.add_parser("migrate", help="upgrade the database schema")
+    commands.add_parser(
+        "doctor", help="check the database, storage and credentials (makes no image, pays nothing)"
+    )
 
     user = commands.add_parser("user", help="user accounts (ENABLE_USER_ACCOUNTS)")
     actions = user.add_subparsers(dest="action", required=True)
@@ -68,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         migrate(settings)
         log.info("database is up to date")
         return 0
+    if args.command == "doctor":
+        from volcimage.system.doctor import examine, report
+
+        lines, status = report(asyncio.run(examine(settings)))
+        print(lines)
+        return status
     if args.command == "user":
         migrate(settings)
         try:

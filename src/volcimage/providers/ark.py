@@ -65,6 +65,23 @@ class ArkProvider:
             response = await self._client.images.generate(**self._arguments(request))
         return _result_of(response)
 
+    async def probe(self, upstream_model: str) -> str:
+        """A 1x1 image, which no model makes: Ark checks the key first and refuses the size."""
+        try:
+            async with _classified():
+                await self._client.images.generate(
+                    model=upstream_model, prompt="volcimage doctor", size="1x1"
+                )
+        except UpstreamError as exc:
+            if exc.http_status in (401, 403):
+                raise
+            if exc.http_status == 404:
+                return f"key accepted; {upstream_model} is not open to it ({exc.upstream_code})"
+            return f"key accepted ({exc.upstream_code} for a 1x1 image, as intended)"
+        raise UpstreamError(
+            "Ark made an image of 1x1 pixels", upstream_code="ProbeAnswered", retryable=False
+        )
+
     async def stream(self, request: ImageRequest) -> AsyncIterator[UpstreamImage]:
         """A Seedream 4.x group, streamed: each image as soon as Ark has it."""
         arguments = {

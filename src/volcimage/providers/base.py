@@ -77,6 +77,11 @@ class Provider(Protocol):
         """Download a result URL. Raises UpstreamError."""
         ...
 
+    async def probe(self, upstream_model: str) -> str:
+        """Prove the credentials with a request that makes no image and costs nothing; what
+        the upstream said. Raises UpstreamError (with http_status 401/403) if refused."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

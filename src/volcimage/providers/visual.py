@@ -23,6 +23,7 @@ from volcimage.providers.policy import VISUAL_LIMITS, retry_fields, visual
 VERSION = "2022-08-31"
 SUCCESS = 10000
 RUNNING = ("in_queue", "generating")
+PROBE_JOB = "volcimage-doctor"  # no such job: `volcimage doctor` polls it
 
 
 class VisualProvider:
@@ -78,6 +79,18 @@ class VisualProvider:
             retryable=False,
             job_gone=True,
         )
+
+    async def probe(self, upstream_model: str) -> str:
+        """A poll for a job that does not exist: the signature is checked first, and a poll
+        makes nothing."""
+        body = {"req_key": upstream_model, "task_id": PROBE_JOB, "req_json": "{}"}
+        try:
+            answer = await self._call("CVSync2AsyncGetResult", body, job=True)
+        except UpstreamError as exc:
+            if exc.http_status in (401, 403):
+                raise
+            return f"signature accepted ({exc.upstream_code} for a job that does not exist)"
+        return f"signature accepted (job status {_data(answer).get('status')!r})"
 
     async def fetch(self, url: str) -> bytes:
         return await fetch_url(self._http, url, self._timeout)

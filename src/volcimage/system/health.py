@@ -27,11 +27,7 @@ async def database(session: AsyncSession, settings: Settings) -> str:
         if settings.is_sqlite:
             await session.execute(text("BEGIN IMMEDIATE"))  # takes the write lock, or fails
         else:
-            read_only = await session.scalar(
-                text(
-                    "SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()"
-                )
-            )
+            read_only = await session.scalar(READ_ONLY)
             if read_only:
                 return "error: read-only, writes are refused"
     except DBAPIError as error:

@@ -1,0 +1,138 @@
+"""`volcimage doctor`: can this deployment work? The database, the storage and each upstream's
+credentials, one line each. No check makes an image: the credentials are proved by requests
+the upstream authenticates and then refuses or answers for free (providers' `probe`)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from volcimage.catalog.models import Catalog, load_catalog
+from volcimage.core.config import Settings
+from volcimage.core.db import create_engine, create_sessionmaker
+from volcimage.core.errors import UpstreamError
+from volcimage.core.migrate import head_revision
+from volcimage.providers.base import Provider
+from volcimage.providers.registry import build_providers
+from volcimage.storage import build_store
+from volcimage.system import health
+
+VISUAL_REGION, VISUAL_SERVICE = "cn-north-1", "cv"  # where the Visual API documents itself
+TITLES = {"ark": "Ark API", "visual": "Visual API"}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    detail: str
+    failed: bool = False
+
+
+async def examine(settings: Settings) -> list[Check]:
+    checks = [await _database(settings), await _storage(settings)]
+    catalog = load_catalog()
+    providers = build_providers(settings)
+    try:
+        for name, state in settings.provider_states().items():
+            if state == "demo":
+                checks.append(Check(TITLES[name], "demo mode: the built-in emulator, no key"))
+            elif state == "not_configured":
+                checks.append(Check(TITLES[name], _missing(name), failed=True))
+            else:
+                checks.append(await _credentials(name, providers[name], catalog, settings))
+    finally:
+        for provider in providers.values():
+            await provider.aclose()
+    return checks
+
+
+async def _database(settings: Settings) -> Check:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            answer = await health.database(session, settings)
+            if answer != "ok":
+                hint = ": `volcimage migrate` makes it" if "missing" in answer else ""
+                return Check("database", answer.removeprefix("error: ") + hint, failed=True)
+            try:
+                current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+            except DBAPIError:
+                current = None
+            finally:
+                await session.rollback()
+    finally:
+        await engine.dispose()
+    head = await asyncio.to_thread(head_revision, settings)
+    if current != head:
+        found = f"at revision {current}" if current else "not migrated"
+        return Check("database", f"{found}, the code needs {head}: run `volcimage migrate`", True)
+    kind = "SQLite" if settings.is_sqlite else "PostgreSQL"
+    return Check("database", f"{kind} answers and takes writes, at revision {head}")
+
+
+async def _storage(settings: Settings) -> Check:
+    try:
+        await asyncio.to_thread(settings.ensure_dirs)
+        store = await asyncio.to_thread(build_store, settings)
+    except Exception as error:  # a bucket that cannot be reached or made, a directory refused
+        return Check("storage", f"cannot be opened ({type(error).__name__}: {error})", True)
+    answer = await health.storage(store, settings)
+    if answer != "ok":
+        return Check("storage", answer.removeprefix("error: "), failed=True)
+    if settings.STORAGE_BACKEND == "s3":
+        return Check("storage", f"bucket {settings.S3_BUCKET} reachable")
+    free = await asyncio.to_thread(shutil.disk_usage, settings.IMAGE_DIR)
+    return Check("storage", f"writable, {free.free / 2**30:.1f} GB free")
+
+
+def _missing(name: str) -> str:
+    if name == "ark":
+        return "ARK_API_KEY is not set, but Ark calls go to the real API"
+    return (
+        "VOLC_ACCESS_KEY and VOLC_SECRET_KEY are not both set, but Visual calls go to the real API"
+    )
+
+
+async def _credentials(
+    name: str, provider: Provider, catalog: Catalog, settings: Settings
+) -> Check:
+    model = next(m for m in catalog.models if m.provider == name)
+    try:
+        said = await provider.probe(model.upstream_id)
+    except UpstreamError as error:
+        return Check(TITLES[name], _refused(name, error, settings), failed=True)
+    return Check(TITLES[name], said)
+
+
+def _refused(name: str, error: UpstreamError, settings: Settings) -> str:
+    code = error.upstream_code
+    if error.http_status is None:  # never answered
+        url = settings.ARK_BASE_URL if name == "ark" else settings.VOLC_BASE_URL
+        return f"could not be reached at {url} ({code})"
+    if name == "ark":
+        return f"ARK_API_KEY was refused ({code})"
+    if code == "InvalidAccessKey":
+        return f"VOLC_ACCESS_KEY was refused ({code})"
+    if code == "SignatureDoesNotMatch":
+        scope = (settings.VOLC_REGION, settings.VOLC_SERVICE)
+        if scope != (VISUAL_REGION, VISUAL_SERVICE):
+            return (
+                f"VOLC_REGION/VOLC_SERVICE are {scope[0]}/{scope[1]}, the API's are "
+                f"{VISUAL_REGION}/{VISUAL_SERVICE} ({code})"
+            )
+        return f"VOLC_SECRET_KEY was refused ({code})"
+    return f"VOLC_ACCESS_KEY/VOLC_SECRET_KEY were refused ({code})"
+
+
+def report(checks: list[Check]) -> tuple[str, int]:
+    """The lines to print and the exit status (1 when any check failed)."""
+    width = max(len(c.name) for c in checks)
+    lines = [f"{'FAIL' if c.failed else 'ok':4}  {c.name:{width}}  {c.detail}" for c in checks]
+    failed = [c.name for c in checks if c.failed]
+    if failed:
+        lines.append(f"volcimage doctor: {len(failed)} failed: {', '.join(failed)}")
+    return "\n".join(lines), 1 if failed else 0
