@@ -151,7 +151,7 @@ async def test_a_stored_image_can_be_a_reference(app_client: httpx.AsyncClient) 
     [
         ({"model": "seededit-3.0"}, "takes exactly 1 reference image"),
         ({"model": "seedream-3.0", "reference_images": ["x"]}, "does not take reference images"),
-        ({"model": "seedream-4.0", "reference_images": ["x"] * 11}, "takes 0–10"),
+        ({"model": "jimeng-4.0", "reference_images": ["x"] * 11}, "takes 0–10"),
         ({"model": "seedream-4.0", "reference_images": ["nope"]}, "does not exist"),
         (
             {"model": "seededit-3.0", "reference_images": ["x"], "width": 1024, "height": 1024},
