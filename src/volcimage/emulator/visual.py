@@ -268,6 +268,8 @@ def _job(body: dict[str, Any], fault: str | None) -> Job:
     problem = model.size_rule.check(width, height)
     if problem:
         raise _invalid(problem)
+    if "seed" in body and "seed" not in model.params:
+        raise _invalid(f"seed is not supported by {req_key}")
     seed = body.get("seed", -1)
     if not isinstance(seed, int) or not -1 <= seed <= MAX_SEED:
         raise _invalid(f"seed must be an integer in [-1, {MAX_SEED}]")

@@ -104,9 +104,10 @@ class VisualProvider:
             "prompt": request.prompt,
             "width": request.width,
             "height": request.height,
-            "seed": -1 if request.seed is None else request.seed,
             "return_url": False,
         }
+        if request.seed is not None:  # absent: the API's own -1, a random seed
+            body["seed"] = request.seed
         if request.scale is not None:
             body["scale"] = request.scale
         if request.steps is not None:
