@@ -253,7 +253,8 @@ def test_a_failed_task_speaks_chinese_keeps_its_code_and_request_id_and_no_grey_
     page: Page, studio_url: str, emulator: httpx.Client
 ) -> None:
     errors = open_studio(page, studio_url)
-    emulator.post("/faults", json={"faults": ["sensitive"]})
+    # asked again once (a new sample may pass), refused again: final
+    emulator.post("/faults", json={"faults": ["sensitive", "sensitive"]})
     prompt = unique("a refused picture")
     card = generate(page, prompt, count=1)
     expect(card.get_by_test_id("task-status")).to_have_text("失败", timeout=20_000)

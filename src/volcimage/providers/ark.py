@@ -78,9 +78,7 @@ class ArkProvider:
             if exc.http_status == 404:
                 return f"key accepted; {upstream_model} is not open to it ({exc.upstream_code})"
             return f"key accepted ({exc.upstream_code} for a 1x1 image, as intended)"
-        raise UpstreamError(
-            "Ark made an image of 1x1 pixels", upstream_code="ProbeAnswered", retryable=False
-        )
+        return "key accepted, but Ark made (and billed) an image of 1x1 pixels"
 
     async def stream(self, request: ImageRequest) -> AsyncIterator[UpstreamImage]:
         """A Seedream 4.x group, streamed: each image as soon as Ark has it."""
