@@ -30,7 +30,13 @@ from volcimage.emulator.render import render_image
 
 MAX_SEED = 2147483647
 GUIDANCE_SCALE = (1, 10)  # the API's range; models the catalog gives no scale (4.x) ignore it
-NAMED_SIZES = {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)}
+NAMED_SIZES = {
+    "1K": (1024, 1024),
+    "1.5K": (1536, 1536),
+    "2K": (2048, 2048),
+    "3K": (3072, 3072),
+    "4K": (4096, 4096),
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,9 @@ UPSTREAM = {
     "doubao-seededit-3-0-i2i-250628": Upstream(reference_ratio=(1 / 3, 3)),
     "doubao-seedream-4-0-250828": Upstream(named=("1K", "2K", "4K")),
     "doubao-seedream-4-5-251128": Upstream(named=("2K", "4K")),
+    "doubao-seedream-5-0-260128": Upstream(named=("2K", "3K", "4K")),
+    "doubao-seedream-5-0-pro-260628": Upstream(named=("1K", "1.5K", "2K")),
+    "doubao-seedream-5-0-flash-260915": Upstream(named=("1K", "1.5K", "2K")),
 }
 
 FAULTS: dict[str, tuple[int, str, str, dict[str, str]]] = {
@@ -155,6 +164,9 @@ class Plan:
     count: int
     response_format: str
     reference: bytes | None = None
+    output_format: str = "jpeg"
+    transparent: bool = False
+    web_search: bool = False
 
 
 def _check_auth(request: Request) -> None:
@@ -224,7 +236,34 @@ def _validate(body: dict[str, Any]) -> Plan:
     if seed == -1:
         seed = random.randint(0, MAX_SEED)
     reference = next((r for r in references if r is not None), None)
-    return Plan(str(model_id), width, height, seed, prompt, count, response_format, reference)
+    options = _options(model, body)
+    return Plan(
+        str(model_id), width, height, seed, prompt, count, response_format, reference, **options
+    )
+
+
+def _options(model: ModelInfo, body: dict[str, Any]) -> dict[str, Any]:
+    """Seedream 4.x/5.0's options, each only where the model takes it (the catalog's)."""
+    given = {
+        "output_format": body.get("output_format"),
+        "optimize_prompt": (body.get("optimize_prompt_options") or {}).get("mode"),
+        "background": body.get("background"),
+    }
+    for name, value in given.items():
+        if value is None:
+            continue
+        allowed = model.choices.get(name, [])
+        if value not in allowed:
+            field = "optimize_prompt_options.mode" if name == "optimize_prompt" else name
+            raise _invalid(field, f"{model.upstream_id} takes {allowed or 'none'}")
+    tools = body.get("tools") or []
+    if tools and (tools != [{"type": "web_search"}] or "web_search" not in model.params):
+        raise _invalid("tools", f"{model.upstream_id} takes only [{{type: web_search}}] or none")
+    return {
+        "output_format": given["output_format"] or "jpeg",
+        "transparent": given["background"] == "transparent",
+        "web_search": bool(tools),
+    }
 
 
 # SeedEdit's `adaptive` size: the preset nearest to the input's aspect ratio.
@@ -246,7 +285,10 @@ def _references(model: ModelInfo, upstream: Upstream, value: Any) -> list[bytes 
     if not 1 <= len(items) <= most:
         raise _invalid("image", f"give 1–{most} images")
     try:
-        return [decode_reference(item, *upstream.reference_ratio) for item in items]
+        return [
+            decode_reference(item, *upstream.reference_ratio, model.inputs.max_bytes)
+            for item in items
+        ]
     except ValueError as exc:
         raise _invalid("image", str(exc)) from None
 
@@ -324,7 +366,13 @@ def _error(exc: ArkError, request_id: str) -> JSONResponse:
 
 def _make_image(plan: Plan, index: int, state: EmulatorState, base: str) -> dict[str, Any]:
     data = render_image(
-        plan.prompt, plan.seed + index, plan.width, plan.height, reference=plan.reference
+        plan.prompt,
+        plan.seed + index,
+        plan.width,
+        plan.height,
+        fmt=plan.output_format,
+        reference=plan.reference,
+        transparent=plan.transparent,
     )
     item: dict[str, Any] = {"size": f"{plan.width}x{plan.height}"}
     if plan.response_format == "b64_json":
@@ -334,10 +382,17 @@ def _make_image(plan: Plan, index: int, state: EmulatorState, base: str) -> dict
     return item
 
 
-def _usage(plan: Plan, made: int) -> dict[str, int]:
-    """Only successful images count (and are billed)."""
+def _usage(plan: Plan, made: int) -> dict[str, Any]:
+    """Only successful images count (and are billed); a web search is counted apart."""
     tokens = made * plan.width * plan.height // 256
-    return {"generated_images": made, "output_tokens": tokens, "total_tokens": tokens}
+    usage: dict[str, Any] = {
+        "generated_images": made,
+        "output_tokens": tokens,
+        "total_tokens": tokens,
+    }
+    if plan.web_search:
+        usage["tool_usage"] = {"web_search": 1}
+    return usage
 
 
 def _refused_in_group(plan: Plan, index: int, fault: str | None) -> bool:

@@ -23,6 +23,7 @@ def render_image(
     height: int,
     fmt: str = "jpeg",
     reference: bytes | None = None,
+    transparent: bool = False,
 ) -> bytes:
     """A width × height picture drawn from (prompt, seed); JPEG or PNG bytes. With a reference
     image, the picture is painted over it, so an edit visibly keeps its source."""
@@ -54,6 +55,10 @@ def render_image(
         with Image.open(io.BytesIO(reference)) as source:
             base = ImageOps.fit(source.convert("RGB"), (width, height))
         picture = Image.blend(base, picture, 0.35)
+    if transparent:  # a subject on nothing: opaque inside an ellipse, clear around it
+        alpha = Image.new("L", (sw, sh), 0)
+        ImageDraw.Draw(alpha).ellipse([(sw * 0.15, sh * 0.15), (sw * 0.85, sh * 0.85)], fill=255)
+        picture.putalpha(alpha.resize((width, height), Image.Resampling.BILINEAR))
     out = io.BytesIO()
     if fmt.lower() == "png":
         picture.save(out, "PNG", optimize=False, compress_level=1)

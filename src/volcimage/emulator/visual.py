@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from volcimage.catalog.models import ModelInfo, load_catalog
 from volcimage.emulator.references import check_picture
 from volcimage.emulator.render import render_image
+from volcimage.emulator.tools import output_size as tool_output
 
 REGION = "cn-north-1"
 SERVICE = "cv"
@@ -41,6 +42,8 @@ DEMO_SECRET_KEY = "volcimage-demo-secret"  # noqa: S105 - public by design
 # What the upstream asks beyond the catalog's limits: general 2.0 answers only for its version.
 REQUIRED = {"high_aes_general_v20_L": {"model_version": "general_v2.0_L"}}
 REFERENCE_RATIO = (1 / 3, 3)  # input images of every model
+DEFAULT_RATIO = (1 / 3, 3)  # output aspect ratios unless min_ratio/max_ratio widen them
+RATIO_RANGE = (1 / 16, 16)  # where min_ratio/max_ratio may be set: [1/16, 16)
 
 # Fault → (HTTP status, code, message); `output_sensitive` and `expired` spoil the result.
 FAULTS: dict[str, tuple[int, int, str]] = {
@@ -50,6 +53,7 @@ FAULTS: dict[str, tuple[int, int, str]] = {
     "sensitive": (400, 50412, "Text Risk Not Pass"),
 }
 RESULT_FAULTS = ("output_sensitive", "expired")
+POLL_OPTIONS = {"return_url", "logo_info", "aigc_meta"}  # a poll's req_json: how results show
 
 
 class VisualError(Exception):
@@ -254,20 +258,16 @@ def _job(body: dict[str, Any], fault: str | None) -> Job:
     if fault in FAULTS:
         status, code, message = FAULTS[fault]
         raise VisualError(status, code, message)
-    prompt = body.get("prompt")
+    prompt = body.get("prompt", "")
     most = model.max_prompt_length
-    if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > most:
+    blank = not isinstance(prompt, str) or not prompt.strip()
+    if not isinstance(prompt, str) or (blank and model.prompt_required) or len(prompt) > most:
         raise _invalid(f"prompt must be 1–{most} characters")
     for name, value in REQUIRED.get(model.upstream_id, {}).items():
         if body.get(name) != value:
             raise _invalid(f"{name} must be {value!r}")
-    default_w, default_h = model.default_dimensions
-    width, height = body.get("width", default_w), body.get("height", default_h)
-    if not isinstance(width, int) or not isinstance(height, int):
-        raise _invalid("width and height must be integers")
-    problem = model.size_rule.check(width, height)
-    if problem:
-        raise _invalid(problem)
+    pictures = _inputs(model, body.get("binary_data_base64"))
+    width, height = _size(model, body, pictures)
     if "seed" in body and "seed" not in model.params:
         raise _invalid(f"seed is not supported by {req_key}")
     seed = body.get("seed", -1)
@@ -279,12 +279,17 @@ def _job(body: dict[str, Any], fault: str | None) -> Job:
             continue
         if bounds is None:
             raise _invalid(f"{param} is not supported by {req_key}")
-        if not isinstance(given, int | float) or not bounds.min <= given <= bounds.max:
-            raise _invalid(f"{param} must be in [{bounds.min:g}, {bounds.max:g}]")
+        kind = int if bounds.integer else int | float
+        if not isinstance(given, kind) or not bounds.min <= given <= bounds.max:
+            whole = "an integer " if bounds.integer else ""
+            raise _invalid(f"{param} must be {whole}in [{bounds.min:g}, {bounds.max:g}]")
+    if "use_pre_llm" in body and (
+        "use_pre_llm" not in model.params or not isinstance(body["use_pre_llm"], bool)
+    ):
+        raise _invalid(f"use_pre_llm is not supported by {req_key} or is not a boolean")
     if seed == -1:
         seed = random.randint(0, MAX_SEED)
     spoil = fault if fault in RESULT_FAULTS else None
-    reference = _reference(model, body.get("binary_data_base64"))
     return Job(
         str(req_key),
         prompt,
@@ -294,26 +299,71 @@ def _job(body: dict[str, Any], fault: str | None) -> Job:
         time.monotonic(),
         spoil,
         model.asynchronous,
-        reference,
+        pictures[0] if pictures else None,
     )
 
 
-def _reference(model: ModelInfo, value: Any) -> bytes | None:
-    """The first input image (`binary_data_base64`), after checking every one."""
+def _size(model: ModelInfo, body: dict[str, Any], pictures: list[bytes]) -> tuple[int, int]:
+    """What the job makes: a tool's size follows its source; else width and height, within
+    the model's rule and the aspect ratios asked for (1/3–3 unless min_ratio/max_ratio)."""
+    if model.size_rule.mode == "adaptive":
+        if "width" in body or "height" in body:
+            raise _invalid(f"{model.upstream_id} takes no width or height")
+        try:
+            return tool_output(model, body, pictures)
+        except ValueError as exc:
+            raise _invalid(str(exc)) from None
+    if model.takes_source and len(pictures) != 1:
+        raise _invalid(f"{model.upstream_id} takes one source image")
+    default_w, default_h = model.default_dimensions
+    width, height = body.get("width", default_w), body.get("height", default_h)
+    if not isinstance(width, int) or not isinstance(height, int):
+        raise _invalid("width and height must be integers")
+    problem = model.size_rule.check(width, height)
+    if problem:
+        raise _invalid(problem)
+    low, high = body.get("min_ratio", DEFAULT_RATIO[0]), body.get("max_ratio", DEFAULT_RATIO[1])
+    for name, value in (("min_ratio", low), ("max_ratio", high)):
+        if not isinstance(value, int | float) or not RATIO_RANGE[0] <= value < RATIO_RANGE[1]:
+            raise _invalid(f"{name} must be in [1/16, 16)")
+    if not low <= width / height <= high:
+        raise _invalid(
+            f"width / height must be within [min_ratio, max_ratio] = [{low:g}, {high:g}]"
+        )
+    return width, height
+
+
+def _inputs(model: ModelInfo, value: Any) -> list[bytes]:
+    """The input images (`binary_data_base64`), each checked against the model's limits."""
     if not value:
-        return None
-    most = model.max_reference_images
+        if model.takes_source:
+            raise _invalid(f"{model.upstream_id} needs binary_data_base64 (the source image)")
+        return []
+    most = model.max_reference_images or (2 if model.kind == "inpaint" else 1)
     if not isinstance(value, list) or len(value) > most:
         raise _invalid(f"binary_data_base64 takes at most {most} images")
     pictures = []
     for item in value:
         try:
             data = base64.b64decode(str(item), validate=True)
-            check_picture(data, *REFERENCE_RATIO)
+            check_picture(data, *REFERENCE_RATIO, model.inputs.max_bytes, model.inputs.max_side)
         except ValueError as exc:
             raise _invalid(f"binary_data_base64: {exc}") from None
         pictures.append(data)
-    return pictures[0]
+    return pictures
+
+
+def _check_req_json(value: Any) -> None:
+    """A poll's `req_json`: a JSON object in a string, of what shows on the result."""
+    try:
+        shown = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        shown = None
+    if not isinstance(shown, dict):
+        raise _invalid("req_json must be a string holding a JSON object")
+    unknown = set(shown) - POLL_OPTIONS
+    if unknown:
+        raise _invalid(f"req_json takes {sorted(POLL_OPTIONS)}, not {sorted(unknown)}")
 
 
 def _render(state: VisualState, job: Job) -> list[str]:
@@ -338,6 +388,7 @@ async def _submit(state: VisualState, body: dict[str, Any], fault: str | None) -
 
 async def _get_result(state: VisualState, body: dict[str, Any], latency_ms: int) -> dict[str, Any]:
     state.polls += 1
+    _check_req_json(body.get("req_json", "{}"))
     job = state.jobs.get(str(body.get("task_id")))
     if job is None or job.req_key != body.get("req_key"):
         return {"status": "not_found", "binary_data_base64": [], "image_urls": None}

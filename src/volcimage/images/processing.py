@@ -14,8 +14,9 @@ from PIL import Image as PILImage
 
 from volcimage.core.errors import UpstreamError
 
-# Refuse decompression bombs from any source before decoding pixels.
-MAX_PIXELS = 6000 * 6000
+# Refuse decompression bombs from any source before decoding pixels: the largest picture is
+# an 8K upscale's result; an upload is held to less (images/uploads.py).
+MAX_PIXELS = 8192 * 8192
 PILImage.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 METADATA_KEY = "volcimage"
@@ -31,6 +32,7 @@ class StoredImage:
     width: int
     height: int
     thumbnail: bytes
+    mode: str = "RGB"  # the colour mode kept (an upload's: L for a mask)
 
 
 def prepare(raw: bytes, parameters: dict[str, Any], thumb_size: int, quality: int) -> StoredImage:

@@ -33,6 +33,7 @@ async def save_upload(
         file_size=len(clean.data),
         width=clean.width,
         height=clean.height,
+        mode=clean.mode,
     )
     session.add(upload)
     await session.flush()

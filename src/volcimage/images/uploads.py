@@ -17,10 +17,11 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from volcimage.core.errors import ValidationError
-from volcimage.images.processing import MAX_PIXELS, StoredImage, make_thumbnail
+from volcimage.images.processing import StoredImage, make_thumbnail
 
 ACCEPTED = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
 MIN_SIDE = 15  # the API wants each side > 14 px
+MAX_PIXELS = 6000 * 6000  # Seedream's largest input
 MAX_RATIO = 16
 MB = 1024 * 1024
 # Pillow refuses a picture over twice MAX_IMAGE_PIXELS as it opens it, saying how many it has
@@ -81,15 +82,21 @@ def clean_upload(raw: bytes, max_bytes: int, thumb_size: int, quality: int) -> S
         )
     out = io.BytesIO()
     if fmt == "JPEG":
-        picture.convert("RGB").save(out, "JPEG", quality=95)
+        picture = picture.convert("L" if picture.mode == "L" else "RGB")
+        picture.save(out, "JPEG", quality=95)
         mime = "image/jpeg"
     else:
         has_alpha = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
-        picture.convert("RGBA" if has_alpha else "RGB").save(out, "PNG", optimize=True)
+        # a grayscale picture stays one channel: it may be an inpaint mask
+        mode = "RGBA" if has_alpha else "L" if picture.mode in ("1", "L") else "RGB"
+        picture = picture.convert(mode)
+        picture.save(out, "PNG", optimize=True)
         mime = "image/png"
     data = out.getvalue()
     thumbnail = make_thumbnail(picture, thumb_size, quality)
-    return StoredImage(data, hashlib.sha256(data).hexdigest(), mime, width, height, thumbnail)
+    return StoredImage(
+        data, hashlib.sha256(data).hexdigest(), mime, width, height, thumbnail, picture.mode
+    )
 
 
 def _decode(raw: bytes) -> tuple[PILImage.Image, str]:

@@ -20,7 +20,10 @@ from volcenginesdkarkruntime._exceptions import (
     ArkAPIStatusError,
     ArkAPITimeoutError,
 )
-from volcenginesdkarkruntime.types.images.images import SequentialImageGenerationOptions
+from volcenginesdkarkruntime.types.images.images import (
+    OptimizePromptOptions,
+    SequentialImageGenerationOptions,
+)
 
 from volcimage.core.errors import UpstreamError
 from volcimage.providers.base import (
@@ -134,6 +137,14 @@ class ArkProvider:
         if request.reference_images:
             refs = list(request.reference_images)
             kwargs["image"] = refs[0] if len(refs) == 1 else refs
+        if request.output_format:
+            kwargs["output_format"] = request.output_format
+        if request.optimize_prompt:
+            kwargs["optimize_prompt_options"] = OptimizePromptOptions(mode=request.optimize_prompt)
+        if request.web_search:
+            kwargs["tools"] = [{"type": "web_search"}]
+        if request.background:  # Seedream 5.0 pro/flash; the client has no argument for it
+            kwargs["extra_body"] = {"background": request.background}
         kwargs.update(request.upstream_params)
         return kwargs
 

@@ -36,8 +36,16 @@ class ImageRequest:
     negative_prompt: str | None = None
     watermark: bool = False
     upstream_params: dict[str, Any] = field(default_factory=dict)
-    reference_images: tuple[str, ...] = ()  # data URLs
+    reference_images: tuple[str, ...] = ()  # data URLs; a tool's source (and mask) first
     group_size: int = 0  # > 0: one call for a group of up to this many images, streamed
+    sized: bool = True  # False: the output follows the input image; no size is sent
+    output_format: str | None = None
+    optimize_prompt: str | None = None  # a mode: standard or fast
+    web_search: bool = False
+    use_pre_llm: bool | None = None
+    background: str | None = None
+    outpaint: dict[str, float] | None = None  # top, bottom, left, right: fractions of a side
+    upscale: str | None = None  # 4k or 8k
 
 
 @dataclass

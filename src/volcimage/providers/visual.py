@@ -24,6 +24,7 @@ VERSION = "2022-08-31"
 SUCCESS = 10000
 RUNNING = ("in_queue", "generating")
 PROBE_JOB = "volcimage-doctor"  # no such job: `volcimage doctor` polls it
+DEFAULT_RATIO = (1 / 3, 3)  # the aspect ratios Jimeng takes unless min_ratio/max_ratio say more
 
 
 class VisualProvider:
@@ -47,7 +48,10 @@ class VisualProvider:
 
     async def generate(self, request: ImageRequest) -> UpstreamResult:
         """One synchronous call (CVProcess)."""
-        answer = await self._call("CVProcess", self._body(request))
+        body = self._body(request)
+        if request.watermark:
+            body["logo_info"] = {"add_logo": True}
+        answer = await self._call("CVProcess", body)
         return _images(answer)
 
     async def submit(self, request: ImageRequest) -> str:
@@ -62,10 +66,14 @@ class VisualProvider:
         return str(job_id)
 
     async def result(self, request: ImageRequest, job_id: str) -> UpstreamResult | None:
+        # Jimeng takes the watermark at poll time, in `req_json`
+        shown: dict[str, Any] = {"return_url": False}
+        if request.watermark:
+            shown["logo_info"] = {"add_logo": True}
         body = {
             "req_key": request.upstream_model,
             "task_id": job_id,
-            "req_json": json.dumps({"return_url": False}),
+            "req_json": json.dumps(shown),
         }
         answer = await self._call("CVSync2AsyncGetResult", body, job=True)
         status = _data(answer).get("status")
@@ -102,10 +110,16 @@ class VisualProvider:
         body: dict[str, Any] = {
             "req_key": request.upstream_model,
             "prompt": request.prompt,
-            "width": request.width,
-            "height": request.height,
             "return_url": False,
         }
+        if request.sized:
+            body |= {"width": request.width, "height": request.height}
+            ratio = request.width / request.height
+            if not DEFAULT_RATIO[0] <= ratio <= DEFAULT_RATIO[1]:  # Jimeng 4.x: widen the range
+                body |= {
+                    "min_ratio": min(ratio, DEFAULT_RATIO[0]),
+                    "max_ratio": max(ratio, DEFAULT_RATIO[1]),
+                }
         if request.seed is not None:  # absent: the API's own -1, a random seed
             body["seed"] = request.seed
         if request.scale is not None:
@@ -114,8 +128,12 @@ class VisualProvider:
             body["ddim_steps"] = request.steps
         if request.negative_prompt:
             body["negative_prompt"] = request.negative_prompt
-        if request.watermark:
-            body["logo_info"] = {"add_logo": True}
+        if request.use_pre_llm is not None:
+            body["use_pre_llm"] = request.use_pre_llm
+        if request.outpaint:
+            body |= request.outpaint
+        if request.upscale:
+            body["resolution"] = request.upscale
         if request.reference_images:
             body["binary_data_base64"] = [url.split(",", 1)[1] for url in request.reference_images]
         return {**body, **request.upstream_params}

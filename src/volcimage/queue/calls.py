@@ -102,6 +102,14 @@ def image_request(
         upstream_params=model.upstream_params,
         reference_images=references,
         group_size=params.num_images if params.group else 0,
+        sized=model.size_rule.mode != "adaptive",
+        output_format=params.output_format,
+        optimize_prompt=params.optimize_prompt,
+        web_search=params.web_search,
+        use_pre_llm=params.use_pre_llm,
+        background=params.background,
+        outpaint=params.outpaint.model_dump() if params.outpaint else None,
+        upscale=params.upscale,
     )
 
 

@@ -43,7 +43,7 @@ def metadata(task: TaskSnapshot, position: int) -> dict[str, Any]:
         "task_id": task.task_id,
         "image_id": image_id(task.task_id, position),
         "position": position,
-        **task.params.model_dump(exclude={"num_images"}),
+        **task.params.model_dump(exclude={"num_images"}, exclude_none=True),
         "seed": image_seed(task.params.seed, position),
     }
 
@@ -118,6 +118,7 @@ class ImageWriter:
             file_size=len(prepared.data),
             width=prepared.width,
             height=prepared.height,
+            source_image_id=task.params.source_image_id,
         )
         try:
             await self.writer.write(functools.partial(_add_image, row, task.params.num_images))

@@ -136,6 +136,8 @@ class Image(Base):
     height: Mapped[int] = mapped_column(Integer)
     favorite: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # what an editing tool made this from: an image's or an upload's id (lineage)
+    source_image_id: Mapped[str | None] = mapped_column(String(36))
 
     task: Mapped[Task] = relationship(back_populates="images")
     tags: Mapped[list[UserTag]] = relationship(
@@ -177,6 +179,8 @@ class Upload(Base):
     file_size: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
+    # the colour mode kept: a mask must be single-channel or have alpha (None: before 0010)
+    mode: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (

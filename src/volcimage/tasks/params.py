@@ -11,7 +11,7 @@ column of that name (a migration adds it; TaskPublic shows it). A provider takes
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.fields import FieldInfo
@@ -23,6 +23,17 @@ Side = Annotated[int, Field(ge=1, le=16384)]
 NegativePrompt = Annotated[Text, Field(max_length=2000)]
 
 
+class Edges(BaseModel):
+    """How far an outpaint extends each edge, as a fraction of that side."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    top: float = Field(0, ge=0, le=1)
+    bottom: float = Field(0, ge=0, le=1)
+    left: float = Field(0, ge=0, le=1)
+    right: float = Field(0, ge=0, le=1)
+
+
 class GenerationParams(BaseModel):
     """What to make. A request may leave the model and the size to the catalog's defaults."""
 
@@ -32,7 +43,11 @@ class GenerationParams(BaseModel):
         frozen=True,
     )
 
-    prompt: Text = Field(..., description="What to draw; the model's max_prompt_length applies")
+    prompt: Text = Field(
+        "",
+        description="What to draw; the model's max_prompt_length applies. Only an upscale "
+        "takes none",
+    )
     negative_prompt: NegativePrompt | None = None
     model: Text | None = Field(None, description="A catalog id from GET /models")
     width: Side | None = None
@@ -52,14 +67,30 @@ class GenerationParams(BaseModel):
         max_length=14,
         description="Ids from POST /uploads or of stored images, for models that take them",
     )
+    output_format: Literal["png", "jpeg"] | None = Field(None, description="Seedream 5.0")
+    optimize_prompt: Literal["standard", "fast"] | None = Field(
+        None, description="Seedream 4.x/5.0: the upstream rewrites the prompt first (a mode)"
+    )
+    web_search: bool = Field(False, description="Seedream 5.0 lite: may search the web first")
+    use_pre_llm: bool | None = Field(
+        None, description="Jimeng 3.x, General 3.0: expand the prompt first (upstream: on)"
+    )
+    background: Literal["transparent"] | None = Field(None, description="Seedream 5.0 pro/flash")
+    source_image_id: Text | None = Field(
+        None, description="The image an editing tool works on: an upload or a stored image"
+    )
+    mask: Text | None = Field(
+        None,
+        description="Inpaint: an upload id of a mask the source's size, single-channel or "
+        "with alpha; white (or opaque) is redrawn",
+    )
+    outpaint: Edges | None = Field(None, description="Outpaint: how far to extend each edge")
+    upscale: Literal["4k", "8k"] | None = Field(None, description="Upscale: the target")
 
     @field_validator("prompt")
     @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("prompt must not be empty")
-        return value
+    def _prompt_stripped(cls, value: str) -> str:
+        return value.strip()
 
     @field_validator("negative_prompt")
     @classmethod
@@ -93,24 +124,26 @@ class TaskParams(GenerationParams):
         stored = task.params or {}
         values = {name: getattr(task, name) for name in COLUMNS}
         values |= {name: stored[name] for name in IN_JSON if name in stored}
-        # stored with where each is; the parameter is the ids
-        values["reference_images"] = [ref["id"] for ref in references_of(task)]
+        # stored with where each is; the parameter is the ids (a tool's inputs are its own)
+        values["reference_images"] = [
+            ref["id"] for ref in references_of(task) if ref.get("role") is None
+        ]
+        if "outpaint" in values:
+            values["outpaint"] = Edges.model_validate(values["outpaint"])
         return cls.model_construct(**values)
 
-    def task_columns(self, provider: str, kinds: Sequence[str]) -> dict[str, Any]:
+    def task_columns(self, provider: str, inputs: Sequence[dict[str, str]]) -> dict[str, Any]:
         """The task's columns: a parameter's own, and the `params` JSON with the others, the
-        provider, and where each reference image is (`kinds`: "upload" or "image")."""
-        values = dict(self)
-        columns = {name: values.pop(name) for name in COLUMNS}
-        values["reference_images"] = [
-            {"kind": kind, "id": ref_id}
-            for kind, ref_id in zip(kinds, self.reference_images, strict=True)
-        ]
+        provider, and where each input image is (`inputs`, see `references_of`)."""
+        values = self.model_dump(exclude_none=True)
+        columns = {name: values.pop(name, None) for name in COLUMNS}
+        values["reference_images"] = list(inputs)
         return {**columns, "params": {**values, "provider": provider}}
 
 
 def references_of(task: Task) -> list[dict[str, str]]:
-    """Where a task's reference images are: `{"kind": "upload" | "image", "id": …}` each."""
+    """Where a task's input images are, in the order the upstream takes them: each
+    `{"kind": "upload" | "image", "id": …}`, with `"role": "source" | "mask"` for a tool's."""
     return list((task.params or {}).get("reference_images") or [])
 
 

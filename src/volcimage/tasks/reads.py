@@ -75,6 +75,7 @@ _JOINED = (
         Image.mime_type.label("image_mime_type"),
         Image.favorite.label("image_favorite"),
         Image.created_at.label("image_created_at"),
+        Image.source_image_id.label("image_source_image_id"),
         _TAGS.label("image_tags"),
     )
     .outerjoin(User, User.id == Task.owner_id)
@@ -118,6 +119,7 @@ def _image(row: Any) -> ImagePublic:
         row.image_mime_type,
         row.image_favorite,
         row.image_created_at,
+        row.image_source_image_id,
     )
     tags = sorted(row.image_tags.split(TAG_SEPARATOR)) if row.image_tags else []
     return image_public(fields, tags, image_seed(row.seed, row.image_position))

@@ -53,7 +53,7 @@ async def queue_task(
     state: State,
     caller: Caller,
 ) -> GenerateResponse:
-    task = await service.create_task(session, body, state.catalog, state.settings, caller)
+    task, warnings = await service.create_task(session, body, state.catalog, state.settings, caller)
     ahead = await service.count_active(session)
     audit.record(
         session,
@@ -73,6 +73,7 @@ async def queue_task(
         status=task.status,
         created_at=task.created_at,
         estimated_time=estimated,
+        warnings=warnings,
     )
 
 

@@ -70,6 +70,9 @@ class GenerateResponse(BaseModel):
     status: str
     created_at: datetime
     estimated_time: int = Field(..., description="Seconds, a rough guess from the queue")
+    warnings: list[str] = Field(
+        default_factory=list, description="What passed but may not do as meant (a long prompt)"
+    )
 
 
 class ImagePublic(BaseModel):
@@ -87,6 +90,9 @@ class ImagePublic(BaseModel):
         "image; null when the seed was random or the model takes none"
     )
     created_at: datetime
+    source_image_id: str | None = Field(
+        None, description="The image or upload an editing tool made this from (lineage)"
+    )
 
 
 # No control characters: they would not show, and one separates an image's tags in reads (views)
@@ -180,6 +186,7 @@ class ImageRow(NamedTuple):
     mime_type: str
     favorite: bool
     created_at: datetime
+    source_image_id: str | None
 
 
 def image_public(image: Image | ImageRow, tags: list[str], seed: int | None) -> ImagePublic:
@@ -196,6 +203,7 @@ def image_public(image: Image | ImageRow, tags: list[str], seed: int | None) -> 
         tags=tags,
         seed=seed,
         created_at=image.created_at,
+        source_image_id=image.source_image_id,
     )
 
 

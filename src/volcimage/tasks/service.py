@@ -10,102 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, selectinload
 
 from volcimage.auth.visibility import Caller, visible
-from volcimage.catalog.models import Catalog, ModelInfo
+from volcimage.catalog.models import Catalog
 from volcimage.core.config import Settings
 from volcimage.core.db import utcnow
 from volcimage.core.errors import Conflict, NotFound, ValidationError
 from volcimage.storage.files import Area
 from volcimage.tasks import quota
 from volcimage.tasks import reads as reads
+from volcimage.tasks.checks import Input, check_inputs, check_request, output_size
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
 from volcimage.tasks.params import GenerationParams, TaskParams
 from volcimage.tasks.quota import ACTIVE_STATUSES
 from volcimage.tasks.schemas import TaskPublic
-
-
-def check_request(request: GenerationParams, catalog: Catalog) -> tuple[ModelInfo, int, int]:
-    """Model-specific checks the schema cannot do. Raises ValidationError naming the field."""
-    model = catalog.get(request.model or catalog.default_model)
-    if len(request.prompt) > model.max_prompt_length:
-        raise ValidationError(
-            f"Prompt is too long: {len(request.prompt)} characters, "
-            f"{model.name} takes at most {model.max_prompt_length}",
-            {"field": "prompt", "max_length": model.max_prompt_length},
-        )
-    if request.group and not model.max_group_images:
-        raise ValidationError(
-            f"{model.name} does not make image groups", {"field": "group", "value": True}
-        )
-    most = (
-        model.max_group_images - len(request.reference_images)
-        if request.group
-        else model.max_images
-    )
-    if request.num_images > most:
-        kind = "images in a group" if request.group else "images per task"
-        raise ValidationError(
-            f"{model.name} makes at most {most} {kind}",
-            {"field": "num_images", "max": most},
-        )
-    refs = request.reference_images
-    low, high = model.min_reference_images, model.max_reference_images
-    if not low <= len(refs) <= high:
-        if high == 0:
-            message = f"{model.name} does not take reference images"
-        elif low == high:
-            message = f"{model.name} takes exactly {low} reference image(s)"
-        else:
-            message = f"{model.name} takes {low}–{high} reference images"
-        raise ValidationError(
-            f"{message} (got {len(refs)})",
-            {"field": "reference_images", "min": low, "max": high},
-        )
-    width, height = _checked_size(request, model)
-    given = {
-        "seed": request.seed,
-        "scale": request.scale,
-        "steps": request.steps,
-        "negative_prompt": request.negative_prompt,
-    }
-    for name, value in given.items():
-        if value is not None and name not in model.params:
-            raise ValidationError(
-                f"{model.name} does not take '{name}'",
-                {"field": name, "supported": list(model.params)},
-            )
-    for name in ("scale", "steps"):
-        bounds = getattr(model, name)
-        value = given[name]
-        if bounds is not None and value is not None and not bounds.min <= value <= bounds.max:
-            raise ValidationError(
-                f"{name} must be between {bounds.min:g} and {bounds.max:g} for {model.name}",
-                {"field": name, "min": bounds.min, "max": bounds.max},
-            )
-    return model, width, height
-
-
-def _checked_size(request: GenerationParams, model: ModelInfo) -> tuple[int, int]:
-    default_w, default_h = model.default_dimensions
-    if model.size_rule.mode == "adaptive":
-        if request.width is not None or request.height is not None:
-            raise ValidationError(
-                f"{model.name} takes no size: the result follows the reference image",
-                {"field": "width"},
-            )
-        return default_w, default_h
-    if (request.width is None) != (request.height is None):
-        raise ValidationError(
-            "Give both width and height, or neither",
-            {"field": "width" if request.width else "height"},
-        )
-    width, height = request.width or default_w, request.height or default_h
-    problem = model.size_rule.check(width, height)
-    if problem:
-        raise ValidationError(
-            f"Size {width}x{height} is not allowed for {model.name}: {problem}",
-            {"field": "size", "width": width, "height": height},
-        )
-    return width, height
 
 
 async def create_task(
@@ -114,32 +30,50 @@ async def create_task(
     catalog: Catalog,
     settings: Settings,
     caller: Caller,
-) -> Task:
+) -> tuple[Task, list[str]]:
     """Checks the request, admits it (quota.reserve: the first write of the session's
-    transaction) and adds the task; the caller commits."""
-    model, width, height = check_request(request, catalog)
+    transaction) and adds the task; the caller commits. Returns the task and the warnings
+    the request passed with (a prompt past the model's guidance)."""
+    checked = check_request(request, catalog)
+    model, width, height = checked.model, checked.width, checked.height
     await quota.reserve(session, settings, caller.user_id, request.num_images)
-    references = [await _reference(session, ref, caller) for ref in request.reference_images]
-    if references and model.size_rule.mode == "adaptive":
-        first = references[0][1]
-        width, height = first.width, first.height
+    inputs: list[dict[str, str]] = []
+    found: list[Input] = []
+    for field, role, ref_id in _inputs(request):
+        kind, item = await _reference(session, ref_id, caller, field, uploads_only=role == "mask")
+        inputs.append({"kind": kind, "id": ref_id, **({"role": role} if role else {})})
+        mode = item.mode if isinstance(item, Upload) else None
+        found.append(Input(field, ref_id, item.width, item.height, item.file_size, mode))
+    check_inputs(model, found)
+    if found and (model.size_rule.mode == "adaptive" or model.takes_source):
+        width, height = output_size(
+            request, model, (found[0].width, found[0].height), (width, height)
+        )
     params = TaskParams.chosen(request, model.id, width, height)
     task = Task(
         task_id=str(uuid.uuid4()),
         status=TaskStatus.PENDING,
         owner_id=caller.user_id,
-        **params.task_columns(model.provider, [kind for kind, _ in references]),
+        **params.task_columns(model.provider, inputs),
         run_after=utcnow(),
         images=[],
         calls=[],
     )
     session.add(task)
     await session.flush()
-    return task
+    return task, checked.warnings
+
+
+def _inputs(request: GenerationParams) -> list[tuple[str, str | None, str]]:
+    """(field, role, id) of each input image, in the order the upstream takes them: a tool's
+    source, its mask, then the reference images."""
+    tool = [("source_image_id", "source", request.source_image_id), ("mask", "mask", request.mask)]
+    given = [(field, role, ref_id) for field, role, ref_id in tool if ref_id is not None]
+    return given + [("reference_images", None, ref_id) for ref_id in request.reference_images]
 
 
 async def _reference(
-    session: AsyncSession, ref_id: str, caller: Caller
+    session: AsyncSession, ref_id: str, caller: Caller, field: str, *, uploads_only: bool
 ) -> tuple[str, Upload | Image]:
     """One of the caller's uploads or stored images, by id; a 400 naming the id otherwise."""
     upload = await session.scalar(
@@ -147,12 +81,14 @@ async def _reference(
     )
     if upload is not None:
         return "upload", upload
-    image = await session.scalar(visible_images(caller).where(Image.image_id == ref_id))
-    if image is not None:
-        return "image", image
+    if not uploads_only:
+        image = await session.scalar(visible_images(caller).where(Image.image_id == ref_id))
+        if image is not None:
+            return "image", image
+    what = {"source_image_id": "Source image", "mask": "Mask upload"}.get(field, "Reference image")
     raise ValidationError(
-        f"Reference image {ref_id} does not exist (upload it first with POST /api/v1/uploads)",
-        {"field": "reference_images", "id": ref_id},
+        f"{what} {ref_id} does not exist (upload it first with POST /api/v1/uploads)",
+        {"field": field, "id": ref_id},
     )
 
 

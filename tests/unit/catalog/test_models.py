@@ -78,7 +78,8 @@ def test_default_model_exists_and_sizes_of_presets_are_valid() -> None:
     catalog.get(catalog.default_model)
     for model in catalog.models:
         if model.size_rule.mode == "adaptive":
-            assert not model.size_presets and model.min_reference_images == 1
+            assert not model.size_presets
+            assert model.min_reference_images == 1 or model.takes_source, model.id
             continue
         for preset in [model.default_size, *model.size_presets]:
             width, height = map(int, preset.split("x"))

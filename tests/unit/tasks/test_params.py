@@ -31,8 +31,11 @@ REQUEST = GenerateRequest(
 )
 
 
+INPUTS = [{"kind": "upload", "id": "upload-1"}, {"kind": "image", "id": "image-1"}]
+
+
 def stored(params: TaskParams, **columns: Any) -> Task:
-    return Task(**params.task_columns("ark", ["upload", "image"]), **columns)
+    return Task(**params.task_columns("ark", INPUTS), **columns)
 
 
 def test_the_parameters_with_a_column_are_stored_there_and_the_rest_in_the_json() -> None:
@@ -47,12 +50,25 @@ def test_the_parameters_with_a_column_are_stored_there_and_the_rest_in_the_json(
         "scale",
         "seed",
     )
-    assert IN_JSON == ("watermark", "group", "reference_images")
+    assert IN_JSON == (
+        "watermark",
+        "group",
+        "reference_images",
+        "output_format",
+        "optimize_prompt",
+        "web_search",
+        "use_pre_llm",
+        "background",
+        "source_image_id",
+        "mask",
+        "outpaint",
+        "upscale",
+    )
 
 
 def test_a_task_is_stored_with_the_model_and_size_chosen_as_it_always_was() -> None:
     params = TaskParams.chosen(REQUEST, "seedream-3.0", 1024, 768)
-    columns = params.task_columns("ark", ["upload", "image"])
+    columns = params.task_columns("ark", INPUTS)
     assert columns == {
         "prompt": "a cat",  # as the request's validation left it
         "negative_prompt": "blurry",
@@ -70,6 +86,7 @@ def test_a_task_is_stored_with_the_model_and_size_chosen_as_it_always_was() -> N
                 {"kind": "upload", "id": "upload-1"},
                 {"kind": "image", "id": "image-1"},
             ],
+            "web_search": False,
             "provider": "ark",
         },
     }

@@ -3,14 +3,15 @@ naming its field."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
 
-from volcimage.catalog.models import Catalog, ModelInfo, Range, SizeRule, load_catalog
+from volcimage.catalog.models import Catalog, ModelInfo, Price, Range, SizeRule, load_catalog
 from volcimage.core.errors import ValidationError
 from volcimage.tasks.schemas import GenerateRequest
-from volcimage.tasks.service import check_request
+from volcimage.tasks.checks import check_request
 
 
 def model(**changes: Any) -> ModelInfo:
@@ -28,7 +29,7 @@ def model(**changes: Any) -> ModelInfo:
         "max_prompt_length": 10,
         "params": ["seed", "scale", "watermark"],
         "scale": Range(min=1, max=10, default=2.5),
-        "price_per_image": 0.1,
+        "prices": [Price(per_image=0.1, since=date(2025, 1, 1))],
         "currency": "CNY",
     }
     return ModelInfo(**(fields | changes))
@@ -36,7 +37,8 @@ def model(**changes: Any) -> ModelInfo:
 
 def check(request: dict[str, Any], **changes: Any) -> tuple[ModelInfo, int, int]:
     catalog = Catalog(default_model="m", models=[model(**changes)])
-    return check_request(GenerateRequest(**({"prompt": "x"} | request)), catalog)
+    checked = check_request(GenerateRequest(**({"prompt": "x"} | request)), catalog)
+    return checked.model, checked.width, checked.height
 
 
 def refused(request: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -49,7 +51,8 @@ def refused(request: dict[str, Any], **changes: Any) -> dict[str, Any]:
 def test_the_default_model_and_size_fill_what_is_not_given() -> None:
     found, width, height = check({})
     assert found.id == "m" and (width, height) == (1024, 768)
-    found, width, height = check_request(GenerateRequest(prompt="x"), load_catalog())
+    checked = check_request(GenerateRequest(prompt="x"), load_catalog())
+    found, width, height = checked.model, checked.width, checked.height
     assert found.id == load_catalog().default_model
     assert (width, height) == found.default_dimensions
 
