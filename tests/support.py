@@ -26,6 +26,7 @@ import asyncpg
 import httpx
 import uvicorn
 from PIL import Image as PILImage
+from PIL import ImageDraw
 from sqlalchemy import select
 from volcengine.auth.SignerV4 import SignerV4
 from volcengine.base.Request import Request
@@ -112,6 +113,18 @@ async def upload(client: httpx.AsyncClient, width: int, height: int, fmt: str = 
 
     data = render_image("a reference", 3, width, height, fmt=fmt)
     files = {"file": ("ref." + fmt.lower(), data, "application/octet-stream")}
+    response = await client.post("/api/v1/uploads", files=files)
+    assert response.status_code == 201, response.text
+    return str(response.json()["upload_id"])
+
+
+async def upload_mask(client: httpx.AsyncClient, width: int, height: int) -> str:
+    """Uploads a grayscale inpaint mask (white: redraw) of this size; returns its upload id."""
+    mask = PILImage.new("L", (width, height), 0)
+    ImageDraw.Draw(mask).ellipse([(width // 4, height // 4), (width // 2, height // 2)], fill=255)
+    out = io.BytesIO()
+    mask.save(out, "PNG")
+    files = {"file": ("mask.png", out.getvalue(), "application/octet-stream")}
     response = await client.post("/api/v1/uploads", files=files)
     assert response.status_code == 201, response.text
     return str(response.json()["upload_id"])

@@ -21,7 +21,8 @@ async def test_generate_four_images_stores_originals_thumbnails_and_history(
 ) -> None:
     created = await generate(app_client, num_images=4, width=768, height=512, seed=7, scale=3)
     assert created["status"] == "pending"
-    assert set(created) == {"task_id", "status", "created_at", "estimated_time"}
+    assert set(created) == {"task_id", "status", "created_at", "estimated_time", "warnings"}
+    assert created["warnings"] == []
 
     task = await wait_for_task(app_client, created["task_id"])
     assert task["status"] == "completed", task

@@ -20,6 +20,7 @@ from tests.support import (
     Studio,
     signed_request,
     upload,
+    upload_mask,
     upstream_calls,
     wait_for_task,
     wait_task,
@@ -35,29 +36,59 @@ pytestmark = (
 CATALOG = load_catalog()
 
 
+# What each editing tool is given beside its source (a stored 1200×800 image), and the size of
+# what it makes from it.
+TOOLS: dict[str, tuple[dict[str, Any], tuple[int, int]]] = {
+    "inpaint": ({"prompt": "删除"}, (1200, 800)),  # the docs: 删除 erases the masked part
+    "outpaint": ({"outpaint": {"left": 0.25, "right": 0.25, "top": 0.5}}, (1800, 1200)),
+    "upscale": ({"prompt": "", "upscale": "4k"}, (4096, 2731)),
+    "i2i": ({}, (1024, 1024)),
+}
+
+
+async def stored_image(client: httpx.AsyncClient, width: int, height: int) -> str:
+    """The id of an image the studio made (a tool's source; its results name it)."""
+    body = {"prompt": "a source", "model": "general-3.0", "width": width, "height": height}
+    created = await client.post("/api/v1/generate", json=body)
+    assert created.status_code == 201, created.text
+    task = await wait_for_task(client, created.json()["task_id"])
+    return str(task["images"][0]["image_id"])
+
+
 @pytest.mark.parametrize("model_id", [m.id for m in CATALOG.models])
 async def test_every_catalog_model_generates_through_the_app(
     app_client: httpx.AsyncClient, model_id: str
 ) -> None:
+    """Each model and editing tool: the images stored, their size, the parameters in each file,
+    and for a tool the source each image records (lineage)."""
     model = CATALOG.get(model_id)
     body: dict[str, Any] = {"prompt": f"a paper boat, {model_id}", "model": model_id}
-    body["num_images"] = 2
+    body["num_images"] = model.max_images if model.takes_source else 2
     expected_size = model.default_dimensions
+    source = None
     if model.min_reference_images:
         body["reference_images"] = [await upload(app_client, 1200, 800)]
         expected_size = (1248, 832)  # SeedEdit's adaptive size nearest the reference's 3:2
+    if model.takes_source:
+        source = await stored_image(app_client, 1200, 800)
+        extra, expected_size = TOOLS[model.kind]
+        body |= {"source_image_id": source, **extra}
+        if model.kind == "inpaint":
+            body["mask"] = await upload_mask(app_client, 1200, 800)
     created = await app_client.post("/api/v1/generate", json=body)
     assert created.status_code == 201, created.text
     task = await wait_for_task(app_client, created.json()["task_id"])
     assert task["status"] == "completed", task
-    assert len(task["images"]) == 2
+    assert len(task["images"]) == body["num_images"]
     for image in task["images"]:
+        assert image["source_image_id"] == source
         original = await app_client.get(image["url"])
         with PILImage.open(io.BytesIO(original.content)) as picture:
             assert picture.size == expected_size
         assert (image["width"], image["height"]) == expected_size
         metadata = read_metadata(original.content)
-        assert metadata["model"] == model_id and metadata["prompt"] == body["prompt"]
+        assert metadata["model"] == model_id and metadata["prompt"] == body["prompt"].strip()
+        assert metadata.get("source_image_id") == source
         thumb = await app_client.get(image["thumbnail_url"])
         assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
 

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     VOLC_PROVIDER_MODE: Literal["auto", "real", "demo"] = "auto"
     ARK_RESPONSE_FORMAT: Literal["url", "b64_json"] = "url"
 
+    # Catalog: an operator's changes, without a code change (model ids; `id=price,…` in CNY)
+    RETIRED_MODELS: str = ""
+    PRICE_OVERRIDES: str = ""
+
     # Application
     APP_NAME: str = Field("volcimage", min_length=1, max_length=60, description="page title")
     APP_HOST: str = "0.0.0.0"  # noqa: S104 - a server for a LAN/container by design
@@ -159,6 +163,12 @@ class Settings(BaseSettings):
             raise ValueError(S3_MISSING)
         return value
 
+    @field_validator("PRICE_OVERRIDES")
+    @classmethod
+    def _prices_parse(cls, value: str) -> str:
+        _prices(value)
+        return value
+
     @field_validator("TRUSTED_PROXIES")
     @classmethod
     def _addresses(cls, value: str) -> str:
@@ -191,6 +201,14 @@ class Settings(BaseSettings):
     @property
     def allowed_origins(self) -> list[str]:
         return _items(self.ALLOWED_ORIGINS)
+
+    @property
+    def retired_models(self) -> set[str]:
+        return set(_items(self.RETIRED_MODELS))
+
+    @property
+    def price_overrides(self) -> dict[str, float]:
+        return _prices(self.PRICE_OVERRIDES)
 
     @property
     def trusted_proxies(self) -> list[str]:
@@ -279,3 +297,17 @@ def load_settings(**overrides: object) -> Settings:
 @lru_cache
 def get_settings() -> Settings:
     return load_settings()
+
+
+def _prices(value: str) -> dict[str, float]:
+    """`seedream-4.0=0.2,jimeng-4.0=0.25` as {model id: price}; a malformed item is refused."""
+    prices = {}
+    for item in _items(value):
+        model_id, _, price = item.partition("=")
+        try:
+            prices[model_id.strip()] = float(price)
+        except ValueError:
+            raise ValueError(f"{item!r} is not model-id=price") from None
+        if not model_id.strip() or prices[model_id.strip()] < 0:
+            raise ValueError(f"{item!r} is not model-id=price (a price of 0 or more)")
+    return prices

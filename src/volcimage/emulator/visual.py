@@ -339,7 +339,11 @@ def _inputs(model: ModelInfo, value: Any) -> list[bytes]:
         if model.takes_source:
             raise _invalid(f"{model.upstream_id} needs binary_data_base64 (the source image)")
         return []
-    most = model.max_reference_images or (2 if model.kind == "inpaint" else 1)
+    most = (
+        (2 if model.kind == "inpaint" else 1) if model.takes_source else model.max_reference_images
+    )
+    if not most:
+        raise _invalid(f"{model.upstream_id} takes no input images")
     if not isinstance(value, list) or len(value) > most:
         raise _invalid(f"binary_data_base64 takes at most {most} images")
     pictures = []

@@ -162,8 +162,9 @@ def _checked_size(request: GenerationParams, model: ModelInfo) -> tuple[int, int
     default_w, default_h = model.default_dimensions
     if model.size_rule.mode == "adaptive":
         if request.width is not None or request.height is not None:
+            follows = "source" if model.takes_source else "reference"
             raise ValidationError(
-                f"{model.name} takes no size: the result follows the source image",
+                f"{model.name} takes no size: the result follows the {follows} image",
                 {"field": "width"},
             )
         return default_w, default_h

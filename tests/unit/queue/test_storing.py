@@ -45,6 +45,7 @@ def test_a_file_carries_what_reproduces_it() -> None:
         "watermark": False,
         "group": False,
         "reference_images": ["upload-1"],
+        "web_search": False,
     }
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from volcimage.catalog.models import Catalog, ModelInfo, Price, Range, SizeRule, load_catalog
 from volcimage.core.errors import ValidationError
-from volcimage.tasks.schemas import GenerateRequest
 from volcimage.tasks.checks import check_request
+from volcimage.tasks.schemas import GenerateRequest
 
 
 def model(**changes: Any) -> ModelInfo:

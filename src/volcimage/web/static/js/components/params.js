@@ -89,7 +89,8 @@ export function params() {
     },
     scaleStep() {
       const model = this.currentModel();
-      return model && model.scale ? (model.scale.max - model.scale.min) / 20 : 0.5;
+      if (!model || !model.scale) return 0.5;
+      return model.scale.integer ? 1 : (model.scale.max - model.scale.min) / 20;
     },
     promptLimit() {
       const model = this.currentModel();
@@ -310,6 +311,7 @@ export function params() {
       this.submitting = true;
       try {
         const created = await request("POST", "/generate", this.requestBody());
+        if (created.warnings && created.warnings.length) toast(t("warn.longPrompt"), "info");
         const task = await request("GET", "/task/" + created.task_id);
         this.$store.tasks.upsert(task); // its card says it is queued: no toast
         this.$store.ui.tab = "gallery";

@@ -36,6 +36,10 @@ export function catalog() {
         this.templates = [];
       }
     },
+    // what the model picker offers: the editing tools (a source image) get panels of their own
+    get pickable() {
+      return this.models.filter((m) => !m.retired && !m.takes_source);
+    },
     model(id) {
       return this.models.find((m) => m.id === id) || null;
     },
