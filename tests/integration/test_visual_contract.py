@@ -5,11 +5,14 @@ beside the provider's)."""
 from __future__ import annotations
 
 import base64
+import io
+import random
 import time
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image as PILImage
 
 from tests.support import signed_request
 from volcimage.emulator.app import create_emulator_app
@@ -22,9 +25,30 @@ J40, J31, J30, G30, G20 = (
     "high_aes_general_v30l_zt2i",
     "high_aes_general_v20_L",
 )
+J46, INPAINT, OUTPAINT, UPSCALE, I2I = (
+    "jimeng_seedream46_cvtob",
+    "jimeng_image2image_dream_inpaint",
+    "jimeng_img2img_seed3_painting_edit",
+    "jimeng_i2i_seed3_tilesr_cvtob",
+    "jimeng_i2i_v30",
+)
 V2 = {"model_version": "general_v2.0_L"}
 PNG = base64.b64encode(render_image("ref", 1, 300, 300, fmt="png")).decode()
 WIDE = base64.b64encode(render_image("ref", 1, 1000, 200, fmt="png")).decode()
+TWO_BY_ONE = base64.b64encode(render_image("ref", 1, 400, 200, fmt="png")).decode()
+
+
+def _b64(picture: PILImage.Image) -> str:
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+MASK = _b64(PILImage.new("L", (300, 300), 255))
+ALPHA_MASK = _b64(PILImage.new("RGBA", (300, 300), (0, 0, 0, 255)))
+SMALL_MASK = _b64(PILImage.new("L", (200, 200), 255))
+# noise does not compress: a PNG of 1400×1400 is about 5.9 MB, over the upscale's 4.7 MB
+NOISE = _b64(PILImage.frombytes("RGB", (1400, 1400), random.Random(1).randbytes(1400 * 1400 * 3)))
 
 
 @pytest.fixture
@@ -66,6 +90,50 @@ ACCEPTED = [
     ("general 3.0: scale in [1, 10]", G30, {"scale": 10}),
     ("prompt of 800 characters is the longest", J31, {"prompt": "画" * 800}),
     ("use_pre_llm is accepted", J31, {"use_pre_llm": True}),
+    ("jimeng 3.0: use_pre_llm off is accepted", J30, {"use_pre_llm": False}),
+    ("general 3.0: use_pre_llm is accepted", G30, {"use_pre_llm": True}),
+    ("jimeng 4.6: scale is an integer, up to 100", J46, {"scale": 100}),
+    ("jimeng 4.6: scale 1 is the smallest", J46, {"scale": 1}),
+    ("jimeng 4.6: up to 14 input images", J46, {"binary_data_base64": [PNG] * 14}),
+    (
+        "jimeng 4.0: min_ratio/max_ratio widen the ratio to 15:1 (set in [1/16, 16))",
+        J40,
+        {"width": 7500, "height": 500, "max_ratio": 15.5},
+    ),
+    (
+        "jimeng 4.0: a tall 1:8 with min_ratio 1/8",
+        J40,
+        {"width": 512, "height": 4096, "min_ratio": 0.125},
+    ),
+    ("inpaint: the source and a grayscale mask", INPAINT, {"binary_data_base64": [PNG, MASK]}),
+    ("inpaint: a mask with alpha", INPAINT, {"binary_data_base64": [PNG, ALPHA_MASK]}),
+    (
+        "inpaint: the prompt 删除 erases",
+        INPAINT,
+        {"prompt": "删除", "binary_data_base64": [PNG, MASK]},
+    ),
+    (
+        "inpaint: a prompt of 120 characters is the longest",
+        INPAINT,
+        {"prompt": "画" * 120, "binary_data_base64": [PNG, MASK]},
+    ),
+    (
+        "outpaint: each edge in [0, 1]",
+        OUTPAINT,
+        {"binary_data_base64": [PNG], "top": 1, "bottom": 1, "left": 1, "right": 1},
+    ),
+    ("outpaint: one edge is enough", OUTPAINT, {"binary_data_base64": [PNG], "left": 0.5}),
+    ("upscale: to 4k", UPSCALE, {"binary_data_base64": [PNG], "resolution": "4k"}),
+    (
+        "upscale: to 8k, with no prompt",
+        UPSCALE,
+        {"prompt": "", "binary_data_base64": [PNG], "resolution": "8k"},
+    ),
+    (
+        "image-to-image 3.0: one source, output sides in [512, 1536]",
+        I2I,
+        {"binary_data_base64": [PNG], "width": 1536, "height": 512},
+    ),
 ]
 
 
@@ -100,6 +168,52 @@ REFUSED = [
     ("general 3.0: scale above 10 is refused", G30, {"scale": 11}),
     ("jimeng 3.1 takes no scale", J31, {"scale": 2}),
     ("width and height must be integers", J31, {"width": "big", "height": 1328}),
+    ("jimeng 4.6: a fractional scale is refused", J46, {"scale": 2.5}),
+    ("jimeng 4.6: scale above 100 is refused", J46, {"scale": 101}),
+    ("jimeng 4.6: scale below 1 is refused", J46, {"scale": 0}),
+    ("jimeng 4.6: more than 14 input images", J46, {"binary_data_base64": [PNG] * 15}),
+    ("jimeng 4.0: max_ratio 16 is outside [1/16, 16)", J40, {"max_ratio": 16}),
+    ("jimeng 4.0: min_ratio below 1/16 is refused", J40, {"min_ratio": 0.05}),
+    (
+        "jimeng 4.0: a size beyond max_ratio is refused",
+        J40,
+        {"width": 7500, "height": 500, "max_ratio": 10},
+    ),
+    ("jimeng 3.1: use_pre_llm must be a boolean", J31, {"use_pre_llm": "yes"}),
+    ("jimeng 4.0 takes no use_pre_llm", J40, {"use_pre_llm": True}),
+    ("inpaint: the mask is needed beside the source", INPAINT, {"binary_data_base64": [PNG]}),
+    (
+        "inpaint: a mask of another size is refused",
+        INPAINT,
+        {"binary_data_base64": [PNG, SMALL_MASK]},
+    ),
+    ("inpaint: a colour mask without alpha", INPAINT, {"binary_data_base64": [PNG, PNG]}),
+    (
+        "inpaint: a prompt over 120 characters",
+        INPAINT,
+        {"prompt": "画" * 121, "binary_data_base64": [PNG, MASK]},
+    ),
+    (
+        "inpaint: takes no width or height",
+        INPAINT,
+        {"binary_data_base64": [PNG, MASK], "width": 1024, "height": 1024},
+    ),
+    ("inpaint: needs a source image", INPAINT, {}),
+    ("outpaint: an edge above 1 is refused", OUTPAINT, {"binary_data_base64": [PNG], "left": 1.5}),
+    ("outpaint: all edges 0 is refused", OUTPAINT, {"binary_data_base64": [PNG]}),
+    ("upscale: resolution 4k or 8k", UPSCALE, {"binary_data_base64": [PNG], "resolution": "16k"}),
+    (
+        "upscale: an input over 4.7 MB is refused",
+        UPSCALE,
+        {"binary_data_base64": [NOISE], "resolution": "4k"},
+    ),
+    (
+        "image-to-image 3.0: output sides above 1536 are refused",
+        I2I,
+        {"binary_data_base64": [PNG], "width": 2048, "height": 1024},
+    ),
+    ("image-to-image 3.0: one source, not two", I2I, {"binary_data_base64": [PNG, PNG]}),
+    ("image-to-image 3.0: needs its source", I2I, {}),
     (
         "general 2.0 Pro is served by CVProcess, not as a job",
         G20,
@@ -213,3 +327,57 @@ async def test_documented_error_codes(visual: Any, fault: str, status: int, code
             url, headers={**headers, "X-Emulator-Fault": fault}, content=content
         )
     assert response.status_code == status and response.json()["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("fact", "req_json", "ok"),
+    [
+        ("a poll's req_json holds return_url", '{"return_url": false}', True),
+        (
+            "the watermark (logo_info) is sent at poll time",
+            '{"logo_info": {"add_logo": true}}',
+            True,
+        ),
+        ("the AIGC label (aigc_meta) is sent at poll time", '{"aigc_meta": {}}', True),
+        ("req_json must be a JSON object in a string", "[1, 2]", False),
+        ("req_json takes only what shows on the result", '{"width": 1024}', False),
+    ],
+)
+async def test_poll_req_json(visual: Any, fact: str, req_json: str, ok: bool) -> None:
+    job = (await visual("CVSync2AsyncSubmitTask", {"req_key": J40, "prompt": "x"})).json()
+    poll = {"req_key": J40, "task_id": job["data"]["task_id"], "req_json": req_json}
+    response = await visual("CVSync2AsyncGetResult", poll)
+    assert (response.status_code == 200) is ok, (fact, response.text)
+    assert (response.json()["code"] == 10000) is ok, fact
+
+
+@pytest.mark.parametrize(
+    ("fact", "body", "size"),
+    [
+        (
+            "inpaint keeps the source's size",
+            {"req_key": INPAINT, "binary_data_base64": [PNG, MASK]},
+            (300, 300),
+        ),
+        (
+            "outpaint extends each edge by its fraction of the side",
+            {"req_key": OUTPAINT, "binary_data_base64": [PNG], "left": 0.5, "top": 1},
+            (450, 600),
+        ),
+        (
+            "upscale 4k makes the long side 4096 px",
+            {"req_key": UPSCALE, "binary_data_base64": [TWO_BY_ONE], "resolution": "4k"},
+            (4096, 2048),
+        ),
+    ],
+)
+async def test_tools_make_their_documented_size(
+    visual: Any, fact: str, body: dict[str, Any], size: tuple[int, int]
+) -> None:
+    visual.emulator.latency_ms = 0
+    job = (await visual("CVSync2AsyncSubmitTask", {"prompt": "a kite", **body})).json()
+    poll = {"req_key": body["req_key"], "task_id": job["data"]["task_id"], "req_json": "{}"}
+    data = (await visual("CVSync2AsyncGetResult", poll)).json()["data"]
+    assert data["status"] == "done", fact
+    with PILImage.open(io.BytesIO(base64.b64decode(data["binary_data_base64"][0]))) as made:
+        assert made.size == size, fact

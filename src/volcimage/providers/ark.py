@@ -21,6 +21,7 @@ from volcenginesdkarkruntime._exceptions import (
     ArkAPITimeoutError,
 )
 from volcenginesdkarkruntime.types.images.images import (
+    ContentGenerationTool,
     OptimizePromptOptions,
     SequentialImageGenerationOptions,
 )
@@ -142,7 +143,7 @@ class ArkProvider:
         if request.optimize_prompt:
             kwargs["optimize_prompt_options"] = OptimizePromptOptions(mode=request.optimize_prompt)
         if request.web_search:
-            kwargs["tools"] = [{"type": "web_search"}]
+            kwargs["tools"] = [ContentGenerationTool(type="web_search")]
         if request.background:  # Seedream 5.0 pro/flash; the client has no argument for it
             kwargs["extra_body"] = {"background": request.background}
         kwargs.update(request.upstream_params)
