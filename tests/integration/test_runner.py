@@ -37,6 +37,7 @@ async def test_final_upstream_refusals_fail_at_once_with_the_upstream_code(
             ("input_sensitive", "InputTextSensitiveContentDetected"),
             ("quota", "QuotaExceeded"),
             ("auth", "AuthenticationError"),
+            ("model_not_open", "ModelNotOpen"),  # named: the account cannot use this model
         ]:
             before = studio.emulator.generation_calls
             studio.emulator.faults.append(fault)
@@ -44,6 +45,8 @@ async def test_final_upstream_refusals_fail_at_once_with_the_upstream_code(
             assert task["status"] == "failed", task
             assert task["error"]["code"] == code
             assert code in task["error"]["message"]
+            if fault == "model_not_open":
+                assert "doubao-seedream-4-0-250828" in task["error"]["message"]
             assert task["retry_count"] == 0
             assert studio.emulator.generation_calls == before + 1
 

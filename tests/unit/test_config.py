@@ -66,6 +66,9 @@ def test_seed_variables_keep_their_names() -> None:
         ("APP_LOG_LEVEL", "LOUD"),
         ("TRUSTED_PROXIES", "10.0.0.0/8,nginx"),
         ("APP_NAME", ""),
+        ("PRICE_OVERRIDES", "jimeng-4.0"),
+        ("PRICE_OVERRIDES", "jimeng-4.0=cheap"),
+        ("PRICE_OVERRIDES", "jimeng-4.0=-1"),
     ],
 )
 def test_bad_value_stops_start_up_naming_the_variable(name: str, value: str) -> None:
@@ -119,3 +122,14 @@ def test_only_the_studios_own_origin_and_no_proxy_are_trusted_by_default() -> No
     assert settings.allowed_origins == [] and settings.trusted_proxies == []
     given = load_settings(_env_file=None, TRUSTED_PROXIES=" 127.0.0.1, 172.16.0.0/12 ")
     assert given.trusted_proxies == ["127.0.0.1", "172.16.0.0/12"]
+
+
+def test_retired_models_and_price_overrides_are_read_as_ids_and_prices() -> None:
+    settings = load_settings(
+        _env_file=None,
+        RETIRED_MODELS="seededit-3.0, seedream-4.0",
+        PRICE_OVERRIDES="jimeng-4.0=0.25",
+    )
+    assert settings.retired_models == {"seededit-3.0", "seedream-4.0"}
+    assert settings.price_overrides == {"jimeng-4.0": 0.25}
+    assert load_settings(_env_file=None).price_overrides == {}

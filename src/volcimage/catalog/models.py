@@ -82,9 +82,8 @@ class InputRule(BaseModel):
     def check(self, width: int, height: int, size: int) -> str | None:
         """Why an image of these dimensions and bytes is not accepted, or None."""
         if size > self.max_bytes:
-            return (
-                f"it is {size / 1e6:.1f} MB; the model takes at most {self.max_bytes / 1e6:.1f} MB"
-            )
+            mb = 1024 * 1024
+            return f"it is {size / mb:.1f} MB; the model takes at most {self.max_bytes / mb:.1f} MB"
         if max(width, height) > self.max_side or min(width, height) < self.min_side:
             return f"its sides must be {self.min_side}–{self.max_side} px (it is {width}x{height})"
         if not self.min_ratio <= width / height <= self.max_ratio:

@@ -68,6 +68,8 @@ FAULTS: dict[str, tuple[int, str, str, dict[str, str]]] = {
     "input_sensitive": (400, "InputTextSensitiveContentDetected", "BadRequest", {}),
     "quota": (429, "QuotaExceeded", "TooManyRequests", {}),
     "auth": (401, "AuthenticationError", "Unauthorized", {}),
+    # a model the account has not activated, or one retired for new accounts
+    "model_not_open": (404, "ModelNotOpen", "NotFound", {}),
 }
 # Faults that let the generation succeed and spoil its answer or the download of its result.
 DOWNLOAD_FAULTS = ("expired_url", "truncated", "group_partial", "group_short", "stream_cut")
@@ -109,7 +111,7 @@ def add_ark_routes(app: FastAPI, state: EmulatorState) -> None:
                 await delay(request, state, state.latency_ms)
             finally:
                 state.in_flight -= 1
-            download_fault = _inject_fault(request, state)
+            download_fault = _inject_fault(request, state, plan.model)
         except ArkError as exc:
             state.generation_failures += 1
             return _error(exc, request_id)
@@ -328,7 +330,7 @@ def _size(model: ModelInfo, upstream: Upstream, size: Any) -> tuple[int, int]:
     return width, height
 
 
-def _inject_fault(request: Request, state: EmulatorState) -> str | None:
+def _inject_fault(request: Request, state: EmulatorState, model: str) -> str | None:
     """Raises the chosen fault, or returns a download fault to apply to the answer."""
     kind = request.headers.get("x-emulator-fault") or (
         state.faults.pop(0) if state.faults else None
@@ -336,7 +338,12 @@ def _inject_fault(request: Request, state: EmulatorState) -> str | None:
     if kind is None or kind in DOWNLOAD_FAULTS:
         return kind
     status, code, error_type, headers = FAULTS[kind]
-    error = ArkError(status, code, f"Emulated fault: {code}.", kind=error_type)
+    message = (
+        f"Your account has not activated the model {model}. Activate it in the Ark console."
+        if kind == "model_not_open"
+        else f"Emulated fault: {code}."
+    )
+    error = ArkError(status, code, message, kind=error_type)
     error.headers = headers
     raise error
 

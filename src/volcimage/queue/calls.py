@@ -95,7 +95,7 @@ def image_request(
         width=params.width,
         height=params.height,
         seed=slot_seed(params.seed, slot),
-        scale=params.scale,
+        scale=_scale(params.scale, model),
         steps=params.steps,
         negative_prompt=params.negative_prompt,
         watermark=params.watermark,
@@ -111,6 +111,12 @@ def image_request(
         outpaint=params.outpaint.model_dump() if params.outpaint else None,
         upscale=params.upscale,
     )
+
+
+def _scale(scale: float | None, model: ModelInfo) -> float | None:
+    """A whole-number scale (Jimeng 4.6's) goes as an integer: the column keeps a float."""
+    whole = scale is not None and model.scale is not None and model.scale.integer
+    return int(scale) if whole and scale is not None else scale
 
 
 def budget_wait(called_at: Sequence[datetime], limit: int, since: datetime) -> float:

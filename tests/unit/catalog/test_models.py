@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from volcimage.catalog.models import SizeRule, load_catalog
@@ -124,3 +126,49 @@ def test_every_model_is_found_by_its_provider_and_upstream_id() -> None:
 def test_default_dimensions_read_the_default_size() -> None:
     assert load_catalog().get("seedream-3.0").default_dimensions == (1024, 1024)
     assert load_catalog().get("jimeng-3.1").default_dimensions == (1328, 1328)
+
+
+# ---- prices, retirement, facts (issue 17) ----------------------------------------------------
+
+
+def test_a_price_is_the_latest_one_in_effect_on_the_day() -> None:
+    jimeng = load_catalog().get("jimeng-4.0")
+    assert jimeng.price(2048, 2048, on=date(2026, 3, 30)) == 0.2
+    assert jimeng.price(2048, 2048, on=date(2026, 3, 31)) == 0.22  # the docs: from 2026-03-31
+    assert jimeng.price(2048, 2048, on=date(2020, 1, 1)) == 0.2  # before any: the first
+
+
+def test_a_tiered_price_goes_by_the_output_size() -> None:
+    pro = load_catalog().get("seedream-5.0-pro")
+    assert pro.price(1536, 1536, on=date(2026, 7, 1)) == 0.30  # up to 2.36 MP
+    assert pro.price(2048, 2048, on=date(2026, 7, 1)) == 0.60
+    assert pro.price_per_image == 0.30  # at its default size, 1536×1536
+
+
+def test_the_api_shows_prices_with_dates_and_what_is_unconfirmed() -> None:
+    dumped = load_catalog().get("seedream-5.0-pro").model_dump(mode="json")
+    assert dumped["prices"][0] == {"per_image": 0.3, "since": "2026-06-28", "max_pixels": 2360000}
+    assert dumped["confirmed"] is False and "upstream_id" in dumped["unconfirmed"]
+    assert load_catalog().get("seedream-4.5").model_dump()["confirmed"] is True
+
+
+def test_an_operator_retires_models_and_overrides_prices_by_id() -> None:
+    catalog = load_catalog().configured({"seededit-3.0"}, {"jimeng-4.0": 0.3})
+    assert catalog.get("seededit-3.0").retired and not catalog.get("seedream-4.0").retired
+    assert catalog.get("jimeng-4.0").price_per_image == 0.3
+    assert not load_catalog().get("seededit-3.0").retired  # the packaged catalog is unchanged
+    with pytest.raises(ValueError, match="unknown model id"):
+        load_catalog().configured({"seededit-3"}, {})
+
+
+def test_the_upstream_finds_a_model_by_its_alias() -> None:
+    catalog = load_catalog()
+    lite = catalog.upstream("ark", "doubao-seedream-5-0-lite-260128")
+    assert lite is not None and lite.id == "seedream-5.0-lite"
+    assert catalog.upstream("visual", "doubao-seedream-5-0-lite-260128") is None
+
+
+def test_every_model_has_a_price_and_every_tool_a_source() -> None:
+    for model in load_catalog().models:
+        assert model.prices, model.id
+        assert model.takes_source == (model.kind != "t2i" and model.min_reference_images == 0)

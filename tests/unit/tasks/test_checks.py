@@ -8,9 +8,17 @@ from typing import Any
 
 import pytest
 
-from volcimage.catalog.models import Catalog, ModelInfo, Price, Range, SizeRule, load_catalog
+from volcimage.catalog.models import (
+    Catalog,
+    InputRule,
+    ModelInfo,
+    Price,
+    Range,
+    SizeRule,
+    load_catalog,
+)
 from volcimage.core.errors import ValidationError
-from volcimage.tasks.checks import check_request
+from volcimage.tasks.checks import Input, check_inputs, check_request, output_size
 from volcimage.tasks.schemas import GenerateRequest
 
 
@@ -158,3 +166,117 @@ def test_steps_are_bounded_by_the_model() -> None:
 
 def test_a_parameter_without_bounds_in_the_catalog_takes_any_value() -> None:
     assert check({"scale": 99.0}, scale=None)
+
+
+# ---- today's models: options, tools, guidance, retired ----------------------------------------
+
+
+def test_a_retired_model_refuses_new_tasks_naming_itself() -> None:
+    with pytest.raises(ValidationError) as info:
+        check({}, retired=True)
+    assert info.value.code == "model_retired" and "M (m)" in info.value.message
+    assert info.value.details == {"field": "model", "value": "m", "retired": True}
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"output_format": "png"}, "output_format"),
+        ({"optimize_prompt": "fast"}, "optimize_prompt"),
+        ({"web_search": True}, "web_search"),
+        ({"use_pre_llm": False}, "use_pre_llm"),
+        ({"background": "transparent"}, "background"),
+        ({"upscale": "4k"}, "upscale"),
+    ],
+)
+def test_each_option_is_refused_by_a_model_that_does_not_take_it(
+    given: dict[str, Any], field: str
+) -> None:
+    assert refused(given)["field"] == field
+
+
+def test_an_option_takes_only_the_models_choices() -> None:
+    options = {"params": ["optimize_prompt"], "choices": {"optimize_prompt": ["standard"]}}
+    assert check({"optimize_prompt": "standard"}, **options)
+    details = refused({"optimize_prompt": "fast"}, **options)
+    assert details == {"field": "optimize_prompt", "allowed": ["standard"]}
+
+
+def test_a_whole_number_scale_refuses_a_fraction() -> None:
+    whole = {"scale": Range(min=1, max=100, default=50, integer=True)}
+    assert check({"scale": 50}, **whole)
+    details = refused({"scale": 2.5}, **whole)
+    assert details == {"field": "scale", "min": 1, "max": 100, "integer": True}
+
+
+TOOL: dict[str, Any] = {
+    "kind": "inpaint",
+    "takes_source": True,
+    "size_rule": SizeRule(mode="adaptive"),
+    "params": ["mask", "seed"],
+    "max_images": 1,
+}
+
+
+def test_a_tool_needs_its_source_and_a_model_takes_none() -> None:
+    assert refused({"mask": "k"}, **TOOL) == {"field": "source_image_id"}
+    assert check({"source_image_id": "s", "mask": "k"}, **TOOL)
+    assert refused({"source_image_id": "s"}) == {"field": "source_image_id"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "needed"), [("inpaint", "mask"), ("outpaint", "outpaint"), ("upscale", "upscale")]
+)
+def test_each_tool_needs_its_own_parameter(kind: str, needed: str) -> None:
+    tool = TOOL | {"kind": kind, "params": [needed]}
+    assert refused({"source_image_id": "s"}, **tool) == {"field": needed}
+
+
+def test_an_outpaint_extends_at_least_one_edge() -> None:
+    tool = TOOL | {"kind": "outpaint", "params": ["outpaint"]}
+    zero = {"source_image_id": "s", "outpaint": {"top": 0}}
+    assert refused(zero, **tool) == {"field": "outpaint", "min": 0}
+
+
+def test_only_an_upscale_goes_without_a_prompt() -> None:
+    assert refused({"prompt": "  "}) == {"field": "prompt"}
+    tool = TOOL | {"kind": "upscale", "params": ["upscale"], "prompt_required": False}
+    assert check({"prompt": "", "source_image_id": "s", "upscale": "8k"}, **tool)
+
+
+def test_a_prompt_past_the_guidance_passes_with_a_warning() -> None:
+    guided = {"prompt_guidance": 300, "max_prompt_length": 5000}
+    catalog = Catalog(default_model="m", models=[model(**guided)])
+    assert check_request(GenerateRequest(prompt="画" * 300), catalog).warnings == []
+    han = check_request(GenerateRequest(prompt="画" * 301), catalog).warnings
+    assert len(han) == 1 and "301 Chinese characters" in han[0]
+    words = check_request(GenerateRequest(prompt="cat " * 601), catalog).warnings
+    assert len(words) == 1 and "601 words" in words[0]
+
+
+def test_a_tools_size_follows_its_source() -> None:
+    tool = model(**TOOL)
+    edges = GenerateRequest(prompt="x", outpaint={"left": 0.5, "top": 1})
+    out = model(**(TOOL | {"kind": "outpaint"}))
+    assert output_size(edges, out, (400, 300), (1, 1)) == (600, 600)
+    up = model(**(TOOL | {"kind": "upscale"}))
+    assert output_size(GenerateRequest(upscale="8k"), up, (400, 200), (1, 1)) == (8192, 4096)
+    assert output_size(GenerateRequest(prompt="x"), tool, (400, 300), (1, 1)) == (400, 300)
+    sized = model(takes_source=True)  # image-to-image: the size asked for
+    assert output_size(GenerateRequest(prompt="x"), sized, (400, 300), (512, 512)) == (512, 512)
+
+
+def test_inputs_meet_the_models_limits_and_a_mask_its_source() -> None:
+    limited = model(inputs=InputRule(max_bytes=4928307, max_side=500))  # the upscale's 4.7 MB
+    source = Input("source_image_id", "s", 400, 300, 900)
+    check_inputs(limited, [source, Input("mask", "k", 400, 300, 10, "L")])
+    with pytest.raises(ValidationError, match=r"it is 4\.8 MB; the model takes at most 4\.7 MB"):
+        check_inputs(limited, [Input("source_image_id", "s", 400, 300, 5_000_000)])
+    with pytest.raises(ValidationError, match="15–500 px"):
+        check_inputs(limited, [Input("reference_images", "r", 501, 300, 10)])
+    with pytest.raises(ValidationError, match="source's size") as info:
+        check_inputs(limited, [source, Input("mask", "k", 300, 300, 10, "L")])
+    assert info.value.details == {"field": "mask", "width": 400, "height": 300}
+    with pytest.raises(ValidationError, match="single-channel"):
+        check_inputs(limited, [source, Input("mask", "k", 400, 300, 10, "RGB")])
+    check_inputs(limited, [source, Input("mask", "k", 400, 300, 10, "RGBA")])

@@ -91,6 +91,7 @@ export default {
   "upload.empty": "The file is empty",
   "upload.named": "{name}: {reason}",
   "err.validation_error": "Some input is not valid",
+  "err.model_retired": "This model is retired here and takes no new tasks: pick another model",
   "err.validation_field": "Not valid: {field}",
   "err.unauthorized": "Sign in first",
   "err.forbidden": "You are not allowed to do this",

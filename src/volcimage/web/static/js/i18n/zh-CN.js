@@ -91,6 +91,7 @@ export default {
   "upload.empty": "文件是空的",
   "upload.named": "{name}：{reason}",
   "err.validation_error": "输入有误",
+  "err.model_retired": "该模型已下线，不再接受新任务，请换一个模型",
   "err.validation_field": "输入有误：{field}",
   "err.unauthorized": "请先登录",
   "err.forbidden": "没有权限执行此操作",
