@@ -41,6 +41,7 @@ from volcimage.presets.routes import router as templates_router
 from volcimage.providers.registry import build_providers
 from volcimage.queue.runner import Runner
 from volcimage.storage import build_store
+from volcimage.system.probes import Probes
 from volcimage.system.routes import metrics_router
 from volcimage.system.routes import router as system_router
 from volcimage.tasks import reads
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
                     await provider.aclose()
             if relay is not None:
                 await relay.stop()
+            await app.state.probes.aclose()
             await state.reads.dispose()
             await state.engine.dispose()
 
@@ -124,6 +126,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
         redoc_url=None,
     )
     app.state.volcimage = state
+    app.state.probes = Probes(settings, state.catalog, state.emulator)
     _install_error_handlers(app)
     _document_errors(app)
     app.add_middleware(AccessControl, settings=settings)

@@ -4,13 +4,17 @@ takes here (learned from this deployment's runs, not a constant)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.support import generate, wait_for_task
+from tests.support import generate, serve_app, wait_for_task
+from volcimage.core.config import load_settings
 from volcimage.core.db import utcnow
+from volcimage.emulator.app import create_emulator_app
 from volcimage.images.processing import read_metadata
 from volcimage.tasks.models import Task, TaskStatus
 
@@ -35,12 +39,21 @@ COMBINATIONS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    """The emulator as a server taking these keys: "real" calls go there, not to VolcEngine."""
+    keys = load_settings(_env_file=None, VOLC_ACCESS_KEY=AK, VOLC_SECRET_KEY=SK)
+    with serve_app(create_emulator_app(keys)) as url:
+        yield url
+
+
 @pytest.mark.parametrize(
     ("mode", "ark", "pair", "ark_state", "visual_state", "seed_mode", "ok"), COMBINATIONS
 )
 @pytest.mark.one_database  # no query is involved
 async def test_system_info_reports_each_provider_as_its_calls_go(
     make_studio: Any,
+    upstream: str,
     mode: str,
     ark: bool,
     pair: bool,
@@ -53,6 +66,8 @@ async def test_system_info_reports_each_provider_as_its_calls_go(
         "ARK_API_KEY": ARK_KEY if ark else "",
         "VOLC_ACCESS_KEY": AK if pair else "",
         "VOLC_SECRET_KEY": SK if pair else "",
+        "ARK_BASE_URL": f"{upstream}/api/v3",
+        "VOLC_BASE_URL": f"{upstream}/visual",
     }
     async with make_studio(VOLC_PROVIDER_MODE=mode, **keys) as studio:
         answer = await studio.client.get(f"{API}/system/info")
@@ -67,6 +82,37 @@ async def test_system_info_reports_each_provider_as_its_calls_go(
     assert providers["visual"]["credentials"] == ["VOLC_ACCESS_KEY", "VOLC_SECRET_KEY"]
     for secret in (ARK_KEY, AK, SK):
         assert secret not in answer.text
+    for name, state in (("ark", ark_state), ("visual", visual_state)):
+        assert providers[name]["connected"] is (state != "not_configured"), providers[name]
+
+
+@pytest.mark.one_database
+async def test_a_refused_key_shows_as_not_connected_and_the_probe_is_kept(
+    make_studio: Any, upstream: str
+) -> None:
+    """The probe behind `api_connected` is the doctor's: it names the setting refused, pays for
+    nothing, and is not made again on every page load."""
+    stats = f"{upstream}/_emulator/stats"
+    env = {
+        "VOLC_PROVIDER_MODE": "real",
+        "ARK_API_KEY": "invalid-key",  # the emulator refuses this one
+        "VOLC_ACCESS_KEY": AK,
+        "VOLC_SECRET_KEY": SK,
+        "ARK_BASE_URL": f"{upstream}/api/v3",
+        "VOLC_BASE_URL": f"{upstream}/visual",
+    }
+    async with make_studio(**env) as studio, httpx.AsyncClient() as direct:
+        before = (await direct.get(stats)).json()
+        info = (await studio.client.get(f"{API}/system/info")).json()
+        again = (await studio.client.get(f"{API}/system/info")).json()
+        after = (await direct.get(stats)).json()
+    assert info["api_connected"] is False and again == info
+    assert info["providers"]["ark"]["connected"] is False
+    assert "ARK_API_KEY was refused" in info["providers"]["ark"]["detail"]
+    assert info["providers"]["visual"]["connected"] is True
+    assert after["images_generated"] == before["images_generated"]
+    # one probe for both answers: the Ark probe reached the emulator's generations once at most
+    assert after["generation_calls"] - before["generation_calls"] <= 1
 
 
 @pytest.mark.one_database  # the seeds ride in rows every task writes

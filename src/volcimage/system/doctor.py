@@ -11,17 +11,15 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from volcimage.catalog.models import Catalog, load_catalog
+from volcimage.catalog.models import load_catalog
 from volcimage.core.config import Settings
 from volcimage.core.db import create_engine, create_sessionmaker
-from volcimage.core.errors import UpstreamError
 from volcimage.core.migrate import head_revision
-from volcimage.providers.base import Provider
 from volcimage.providers.registry import build_providers
 from volcimage.storage import build_store
 from volcimage.system import health
+from volcimage.system.probes import prove
 
-VISUAL_REGION, VISUAL_SERVICE = "cn-north-1", "cv"  # where the Visual API documents itself
 TITLES = {"ark": "Ark API", "visual": "Visual API"}
 
 
@@ -43,7 +41,8 @@ async def examine(settings: Settings) -> list[Check]:
             elif state == "not_configured":
                 checks.append(Check(TITLES[name], _missing(name), failed=True))
             else:
-                checks.append(await _credentials(name, providers[name], catalog, settings))
+                probe = await prove(name, providers[name], catalog, settings)
+                checks.append(Check(TITLES[name], probe.detail, failed=not probe.connected))
     finally:
         for provider in providers.values():
             await provider.aclose()
@@ -95,37 +94,6 @@ def _missing(name: str) -> str:
     return (
         "VOLC_ACCESS_KEY and VOLC_SECRET_KEY are not both set, but Visual calls go to the real API"
     )
-
-
-async def _credentials(
-    name: str, provider: Provider, catalog: Catalog, settings: Settings
-) -> Check:
-    model = next(m for m in catalog.models if m.provider == name)
-    try:
-        said = await provider.probe(model.upstream_id)
-    except UpstreamError as error:
-        return Check(TITLES[name], _refused(name, error, settings), failed=True)
-    return Check(TITLES[name], said)
-
-
-def _refused(name: str, error: UpstreamError, settings: Settings) -> str:
-    code = error.upstream_code
-    if error.http_status is None:  # never answered
-        url = settings.ARK_BASE_URL if name == "ark" else settings.VOLC_BASE_URL
-        return f"could not be reached at {url} ({code})"
-    if name == "ark":
-        return f"ARK_API_KEY was refused ({code})"
-    if code == "InvalidAccessKey":
-        return f"VOLC_ACCESS_KEY was refused ({code})"
-    if code == "SignatureDoesNotMatch":
-        scope = (settings.VOLC_REGION, settings.VOLC_SERVICE)
-        if scope != (VISUAL_REGION, VISUAL_SERVICE):
-            return (
-                f"VOLC_REGION/VOLC_SERVICE are {scope[0]}/{scope[1]}, the API's are "
-                f"{VISUAL_REGION}/{VISUAL_SERVICE} ({code})"
-            )
-        return f"VOLC_SECRET_KEY was refused ({code})"
-    return f"VOLC_ACCESS_KEY/VOLC_SECRET_KEY were refused ({code})"
 
 
 def report(checks: list[Check]) -> tuple[str, int]:

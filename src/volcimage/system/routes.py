@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
@@ -18,6 +18,7 @@ from volcimage.http.deps import SessionDep, StateDep
 from volcimage.images.uploads import limits
 from volcimage.system import health as checks_of
 from volcimage.system.metrics import render as render_metrics
+from volcimage.system.probes import Probe, Probes
 from volcimage.tasks.params import GenerationParams
 from volcimage.tasks.quota import daily_limit, images_admitted_today
 
@@ -38,11 +39,18 @@ class ProviderInfo(BaseModel):
     )
     models: list[str] = Field(description="Catalog ids of the models this upstream serves")
     credentials: list[str] = Field(description="The settings it needs (names only)")
+    connected: bool | None = Field(
+        description="real: its credentials proved by a request that costs nothing (kept a few "
+        "minutes; null while the first is under way); demo: true; not_configured: false"
+    )
+    detail: str = Field("", description="What the upstream said to the probe, or what failed")
 
 
 class SystemInfo(BaseModel):
     version: str
-    api_connected: bool = Field(description="Every provider has what it needs (see providers)")
+    api_connected: bool = Field(
+        description="No provider is known to fail: each is configured and none was refused"
+    )
     mode: str = Field(description="demo when every provider is the emulator, else real")
     providers: dict[str, ProviderInfo] = Field(description="ark (Seedream, SeedEdit), visual")
     models: list[str]
@@ -75,7 +83,9 @@ async def models(state: StateDep) -> dict[str, Any]:
 
 
 @router.get("/system/info", response_model=SystemInfo)
-async def system_info(session: SessionDep, state: StateDep, caller: CallerDep) -> SystemInfo:
+async def system_info(
+    request: Request, session: SessionDep, state: StateDep, caller: CallerDep
+) -> SystemInfo:
     used = await images_admitted_today(session)
     settings = state.settings
     user = await session.get(User, caller.user_id) if caller.user_id is not None else None
@@ -84,23 +94,33 @@ async def system_info(session: SessionDep, state: StateDep, caller: CallerDep) -
         mine = await images_admitted_today(session, user.id)
         user_quota = Quota(used=mine, limit=daily_limit(user, settings))
     states = settings.provider_states()
+    probes: Probes = request.app.state.probes
+    proved = await probes.results()
     providers = {
         name: ProviderInfo(
             state=value,
             models=[m.id for m in state.catalog.models if m.provider == name],
             credentials=PROVIDER_CREDENTIALS[name],
+            connected=_connected(value, proved.get(name)),
+            detail=proved[name].detail if name in proved else "",
         )
         for name, value in states.items()
     }
     return SystemInfo(
         version=__version__,
-        api_connected="not_configured" not in states.values(),
+        api_connected=all(p.connected is not False for p in providers.values()),
         mode="demo" if set(states.values()) == {"demo"} else "real",
         providers=providers,
         models=[m.id for m in state.catalog.models],
         quota=Quota(used=used, limit=settings.DAILY_IMAGE_QUOTA or None),
         user_quota=user_quota,
     )
+
+
+def _connected(state: ProviderState, probe: Probe | None) -> bool | None:
+    if state == "real":
+        return None if probe is None else probe.connected
+    return state == "demo"
 
 
 @metrics_router.get("/metrics", include_in_schema=False)
