@@ -20,17 +20,25 @@ ARK, VISUAL = "Seedream / SeedEdit", "即梦 / 通用"
 
 
 def _info(ark: str, visual: str) -> dict[str, Any]:
-    """/system/info as the server answers it with these provider states."""
-    states = {"ark": ark, "visual": visual}
+    """/system/info as the server answers it with these provider states ("refused": real, and
+    its probe was refused)."""
+    given = {"ark": ark, "visual": visual}
+    states = {name: "real" if state == "refused" else state for name, state in given.items()}
     credentials = {"ark": ["ARK_API_KEY"], "visual": ["VOLC_ACCESS_KEY", "VOLC_SECRET_KEY"]}
     models = {"ark": ["seedream-4.0", "seedream-3.0"], "visual": ["jimeng-3.1"]}
     return {
         "version": "test",
-        "api_connected": "not_configured" not in states.values(),
+        "api_connected": not {"not_configured", "refused"} & set(given.values()),
         "mode": "demo" if set(states.values()) == {"demo"} else "real",
         "models": models["ark"] + models["visual"],
         "providers": {
-            name: {"state": state, "models": models[name], "credentials": credentials[name]}
+            name: {
+                "state": state,
+                "models": models[name],
+                "credentials": credentials[name],
+                "connected": given[name] not in ("not_configured", "refused"),
+                "detail": "",
+            }
             for name, state in states.items()
         },
         "quota": {"used": 0, "limit": None},
@@ -65,6 +73,17 @@ STATES = [
         ),
         f"{ARK} 火山引擎 · {VISUAL} 缺少凭据",
         "缺少凭据",
+    ),
+    (
+        "refused",
+        "real",
+        None,
+        (
+            f"火山引擎拒绝了 {ARK} 的凭据，这些模型的生成会失败。",
+            "检查 .env 中的 ARK_API_KEY",
+        ),
+        f"{ARK} 密钥被拒 · {VISUAL} 火山引擎",
+        "密钥被拒",
     ),
     (
         "not_configured",

@@ -57,8 +57,10 @@ export function studio() {
     modeText() {
       if (!this.$store.session.info.mode) return "";
       if (this.allProviders("demo")) return t("mode.demo");
-      if (this.allProviders("real")) return t("mode.real");
-      return this.providers().map(([name, p]) => t("provider." + name) + " " + t("providerState." + p.state)).join(" · ");
+      const refused = (p) => p.state === "real" && p.connected === false;
+      if (this.allProviders("real") && !this.refusedProviders().length) return t("mode.real");
+      const stateOf = (p) => t("providerState." + (refused(p) ? "refused" : p.state));
+      return this.providers().map(([name, p]) => t("provider." + name) + " " + stateOf(p)).join(" · ");
     },
     // `short`: a phone's top bar has room for a word, not the names
     demoBadge(short) {
@@ -71,8 +73,19 @@ export function studio() {
       const info = this.$store.session.info;
       return Boolean(info.mode) && !info.api_connected;
     },
+    refusedProviders() {
+      return this.providers().filter(([, p]) => p.state === "real" && p.connected === false);
+    },
     credentialsBanner() {
       const missing = this.providersIn("not_configured");
+      const refused = this.refusedProviders();
+      if (!missing.length && refused.length) {
+        const vars = refused.flatMap(([, p]) => p.credentials).join(" / ");
+        return {
+          title: t("banner.refused", { names: this.providerNames(refused) }),
+          how: t("banner.refusedHow", { vars }),
+        };
+      }
       if (!missing.length) return { title: t("banner.noCredentials"), how: t("banner.noCredentialsHow") };
       const vars = missing.flatMap(([, p]) => p.credentials).join(" / ");
       return {
@@ -83,7 +96,8 @@ export function studio() {
     connectionText() {
       if (!this.$store.session.access.signed_in) return t("status.signedOut");
       if (!this.$store.tasks.connected) return t("status.reconnecting");
-      return this.$store.session.info.api_connected ? t("status.connected") : t("status.noCredentials");
+      if (this.$store.session.info.api_connected) return t("status.connected");
+      return this.refusedProviders().length ? t("status.refused") : t("status.noCredentials");
     },
   };
 }
