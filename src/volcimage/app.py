@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
             yield
         finally:
             stop.set()
-            retention_job.cancel()  # a run cut short is finished by the next (cleanup.py)
+            retention_job.cancel()  # a run cut short is finished by the next (retention/cleanup.py)
             if runner_job is not None:
                 await runner_job
             with contextlib.suppress(asyncio.CancelledError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import signal
@@ -149,7 +150,9 @@ async def run_worker(settings: Settings) -> None:
     try:
         await runner.run(stop)
     finally:
-        retention_job.cancel()
+        retention_job.cancel()  # a run cut short is finished by the next (retention/cleanup.py)
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention_job
         for provider in runner.providers.values():
             await provider.aclose()
         if relay is not None:
@@ -214,7 +217,7 @@ async def manage_users(settings: Settings, args: argparse.Namespace) -> None:
         await engine.dispose()
 
 
-async def clean_up(settings: Settings, args: argparse.Namespace) -> int:
+async def cleanup_command(settings: Settings, args: argparse.Namespace) -> int:
     from volcimage.core.db import create_engine, create_sessionmaker
     from volcimage.retention.cleanup import describe, limits_of
     from volcimage.retention.schedule import Retention
@@ -233,18 +236,18 @@ async def clean_up(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def back_up(settings: Settings, args: argparse.Namespace) -> int:
+async def backup_command(settings: Settings, args: argparse.Namespace) -> int:
     from volcimage.backups.copy import back_up
 
     print("\n".join(await back_up(settings, Path(args.dir))))
     return 0
 
 
-async def restore(settings: Settings, args: argparse.Namespace) -> int:
+async def restore_command(settings: Settings, args: argparse.Namespace) -> int:
     from volcimage.backups.copy import restore
 
     print("\n".join(await restore(settings, Path(args.dir), force=args.force)))
     return 0
 
 
-COMMANDS = {"cleanup": clean_up, "backup": back_up, "restore": restore}
+COMMANDS = {"cleanup": cleanup_command, "backup": backup_command, "restore": restore_command}
