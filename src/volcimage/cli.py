@@ -100,10 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("cleanup", "backup", "restore"):
         if args.command == "cleanup":  # a backup is taken (or put back) as the schema is
             migrate(settings)
+        from sqlalchemy.exc import DBAPIError
+
         try:
             return asyncio.run(COMMANDS[args.command](settings, args))
         except VolcImageError as exc:
             print(f"volcimage: {exc.message}", file=sys.stderr)
+            return 1
+        except DBAPIError as exc:  # the driver's words: no statement, no parameters
+            print(f"volcimage: the database refused: {exc.orig}", file=sys.stderr)
             return 1
     if args.command == "emulator":
         from volcimage.emulator.app import create_emulator_app

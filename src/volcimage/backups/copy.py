@@ -122,7 +122,8 @@ async def restore(settings: Settings, source: Path, *, force: bool) -> list[str]
 
 
 async def _copy_sqlite(settings: Settings, copy: Path) -> dict[str, Any]:
-    await asyncio.to_thread(_sqlite_backup, _sqlite_file(settings), copy)
+    source = await asyncio.to_thread(_existing, _sqlite_file(settings))
+    await asyncio.to_thread(_sqlite_backup, source, copy)
     engine = create_async_engine(f"sqlite+aiosqlite:///{copy}")
     try:
         async with engine.connect() as conn:
@@ -224,6 +225,12 @@ def _sqlite_file(settings: Settings) -> Path:
     path = sqlite_path(settings.DATABASE_URL)
     if path is None:
         raise VolcImageError("an in-memory database has nothing to back up or restore")
+    return path
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise VolcImageError(f"no database at {path} (DATABASE_URL)")
     return path
 
 
