@@ -40,6 +40,7 @@ from volcimage.images.routes import router as images_router
 from volcimage.presets.routes import router as templates_router
 from volcimage.providers.registry import build_providers
 from volcimage.queue.runner import Runner
+from volcimage.retention.schedule import Retention
 from volcimage.storage import build_store
 from volcimage.system.probes import Probes
 from volcimage.system.routes import metrics_router
@@ -74,7 +75,7 @@ def build_state(settings: Settings) -> State:
     )
 
 
-def build_runner(state: State) -> Runner:
+def build_runner(state: State, retention: Retention | None = None) -> Runner:
     return Runner(
         state.settings,
         state.sessionmaker,
@@ -83,7 +84,14 @@ def build_runner(state: State) -> Runner:
         state.catalog,
         state.store,
         state.bus,
+        on_disk_full=retention.on_disk_full if retention is not None else None,
     )
+
+
+def start_retention(state: State, stop: asyncio.Event) -> tuple[Retention, asyncio.Task[None]]:
+    """Retention for this process: its hourly runs (AUTO_CLEANUP), until `stop`."""
+    retention = Retention(state.settings, state.sessionmaker, state.store)
+    return retention, asyncio.create_task(retention.every_hour(stop), name="retention")
 
 
 def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> FastAPI:
@@ -98,7 +106,8 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
         )
         stop = asyncio.Event()
         runner_job: asyncio.Task[None] | None = None
-        runner = build_runner(state) if run_tasks else None
+        retention, retention_job = start_retention(state, stop)
+        runner = build_runner(state, retention) if run_tasks else None
         if runner is not None:
             runner_job = asyncio.create_task(runner.run(stop), name="runner")
         log.info("volcimage %s ready (mode %s)", __version__, settings.ark_mode)
@@ -106,8 +115,11 @@ def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> F
             yield
         finally:
             stop.set()
+            retention_job.cancel()  # a run cut short is finished by the next (retention/cleanup.py)
             if runner_job is not None:
                 await runner_job
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention_job
             if runner is not None:
                 for provider in runner.providers.values():
                     await provider.aclose()

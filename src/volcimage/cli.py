@@ -1,13 +1,15 @@
-"""One CLI: serve | worker | emulator | migrate | user | doctor."""
+"""One CLI: serve | worker | emulator | migrate | user | doctor | cleanup | backup | restore."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import uvicorn
 
@@ -40,6 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "doctor", help="check the database, storage and credentials (makes no image, pays nothing)"
     )
+
+    cleanup = commands.add_parser(
+        "cleanup", help="remove history and files past MAX_HISTORY_DAYS and MAX_STORAGE_GB"
+    )
+    cleanup.add_argument("--dry-run", action="store_true", help="say what it would remove")
+    backup = commands.add_parser("backup", help="copy the database and image files to DIR")
+    backup.add_argument("dir")
+    restore = commands.add_parser("restore", help="put a backup of `volcimage backup` back")
+    restore.add_argument("dir")
+    restore.add_argument("--force", action="store_true", help="overwrite what the target holds")
 
     user = commands.add_parser("user", help="user accounts (ENABLE_USER_ACCOUNTS)")
     actions = user.add_subparsers(dest="action", required=True)
@@ -85,6 +97,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"volcimage: {exc.message}", file=sys.stderr)
             return 1
         return 0
+    if args.command in ("cleanup", "backup", "restore"):
+        if args.command == "cleanup":  # a backup is taken (or put back) as the schema is
+            migrate(settings)
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return asyncio.run(COMMANDS[args.command](settings, args))
+        except VolcImageError as exc:
+            print(f"volcimage: {exc.message}", file=sys.stderr)
+            return 1
+        except DBAPIError as exc:  # the driver's words: no statement, no parameters
+            print(f"volcimage: the database refused: {exc.orig}", file=sys.stderr)
+            return 1
     if args.command == "emulator":
         from volcimage.emulator.app import create_emulator_app
 
@@ -113,22 +138,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def run_worker(settings: Settings) -> None:
-    from volcimage.app import build_runner, build_state
+    from volcimage.app import build_runner, build_state, start_retention
     from volcimage.events.relay import start_relay
     from volcimage.tasks import reads
 
     state = build_state(settings)
-    runner = build_runner(state)
+    stop = asyncio.Event()
+    retention, retention_job = start_retention(state, stop)
+    runner = build_runner(state, retention)
     relay = await start_relay(
         settings.DATABASE_URL, state.bus, state.sessionmaker, reads.event_of_note
     )
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await runner.run(stop)
     finally:
+        retention_job.cancel()  # a run cut short is finished by the next (retention/cleanup.py)
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention_job
         for provider in runner.providers.values():
             await provider.aclose()
         if relay is not None:
@@ -191,3 +220,39 @@ async def manage_users(settings: Settings, args: argparse.Namespace) -> None:
             print(f"user {user.username} saved" + (" (admin)" if user.is_admin else ""))
     finally:
         await engine.dispose()
+
+
+async def cleanup_command(settings: Settings, args: argparse.Namespace) -> int:
+    from volcimage.core.db import create_engine, create_sessionmaker
+    from volcimage.retention.cleanup import describe, limits_of
+    from volcimage.retention.schedule import Retention
+    from volcimage.storage import build_store
+
+    engine = create_engine(settings)
+    try:
+        retention = Retention(settings, create_sessionmaker(engine), build_store(settings))
+        outcome = await retention.run("cli", dry_run=args.dry_run)
+    finally:
+        await engine.dispose()
+    if outcome is None:
+        print("volcimage: another process is cleaning up; try again later", file=sys.stderr)
+        return 1
+    print("\n".join(describe(outcome, limits_of(settings))))
+    return 0
+
+
+async def backup_command(settings: Settings, args: argparse.Namespace) -> int:
+    from volcimage.backups.copy import back_up
+
+    print("\n".join(await back_up(settings, Path(args.dir))))
+    return 0
+
+
+async def restore_command(settings: Settings, args: argparse.Namespace) -> int:
+    from volcimage.backups.copy import restore
+
+    print("\n".join(await restore(settings, Path(args.dir), force=args.force)))
+    return 0
+
+
+COMMANDS = {"cleanup": cleanup_command, "backup": backup_command, "restore": restore_command}

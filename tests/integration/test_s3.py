@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,15 @@ import boto3
 import httpx
 import pytest
 from botocore.exceptions import EndpointConnectionError
+from sqlalchemy import update
 
 from tests.support import S3_BUCKET, free_port, moto_s3, s3_settings, upload
 from volcimage.core.config import load_settings
+from volcimage.core.db import utcnow
 from volcimage.core.outages import is_outage
+from volcimage.retention.schedule import Retention
 from volcimage.storage.s3 import S3Store
+from volcimage.tasks.models import Task
 
 pytestmark = (
     pytest.mark.one_database
@@ -100,3 +105,30 @@ def test_an_unreachable_bucket_is_an_outage(tmp_path: Path) -> None:
     with pytest.raises(EndpointConnectionError) as error:
         store.read("images", "ab/cd.jpg")
     assert is_outage(error.value)
+
+
+async def test_retention_removes_old_history_from_the_bucket(
+    make_studio: Any, s3_url: str, tmp_path: Path
+) -> None:
+    prefix = f"{tmp_path.name}-retention/"
+    settings = {**s3_settings(s3_url, prefix, presign=True), "AUTO_CLEANUP": "false"}
+    async with make_studio(MAX_HISTORY_DAYS=30, **settings) as studio:
+        old, young = await studio.run(), await studio.run()
+        async with studio.state.sessionmaker() as session:
+            long_ago = utcnow() - timedelta(days=31)
+            chosen = update(Task).where(Task.task_id == old["task_id"])
+            await session.execute(chosen.values(created_at=long_ago))
+            await session.commit()
+        assert len(objects(s3_url, prefix)) == 4
+        retention = Retention(studio.settings, studio.state.sessionmaker, studio.state.store)
+
+        outcome = await retention.run("cli")
+
+        assert outcome is not None and [t.task_id for t, _ in outcome.plan.tasks] == [
+            old["task_id"]
+        ]
+        assert outcome.removed_files == 2 and outcome.freed_bytes > 0
+        left = objects(s3_url, prefix)
+        assert len(left) == 2
+        image = young["images"][0]
+        assert (await studio.client.get(image["url"] + "?download=1")).status_code == 307

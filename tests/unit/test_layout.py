@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("audit",),
     ("tasks",),
     ("images", "presets"),  # a preset keeps a view of the tasks' parameters
-    ("queue", "users", "system"),
+    ("queue", "users", "system", "retention", "backups"),
 ]
 MAX_MODULE_LINES = 450
 MAX_SCRIPT_LINES = 500

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,21 @@ def test_local_store_keys_are_relative_and_cannot_escape(tmp_path: Path) -> None
         store.local_path("images", "../../etc/passwd")
     store.delete(key, "missing.webp")
     assert not store.exists("images", key)
+
+
+def test_a_file_saved_again_is_marked_used_so_retention_spares_it(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "i", tmp_path / "t", tmp_path / "u")
+    key = store.save_original(b"same bytes", "ab" * 32, ".jpg")
+    store.save_thumbnail(b"thumb", "ab" * 32)
+    path = store.local_path("images", key)
+    os.utime(path, (1_000_000, 1_000_000))  # long ago
+    (path.parent / ".tmp-host-1-x.jpg").write_bytes(b"half")  # a write under way
+    listed = {f.key: f for f in store.files("images")}
+    assert list(listed) == [key] and listed[key].size == 10
+    assert [f.key for f in store.files("thumbnails")] == [f"ab/{'ab' * 32}.webp"]
+
+    store.save_original(b"same bytes", "ab" * 32, ".jpg")  # a new row reuses the file
+    assert not store.remove("images", key, listed[key].modified)
+    assert path.exists()
+    assert store.remove("images", key, path.stat().st_mtime)
+    assert not path.exists() and store.remove("images", key)  # gone already: gone

@@ -58,9 +58,11 @@ class Settings(BaseSettings):
     DATA_DIR: Path = Path("./data")
     IMAGE_DIR: Path = Path("./data/images")
     THUMBNAIL_DIR: Path = Path("./data/thumbnails")
-    MAX_HISTORY_DAYS: int = Field(30, ge=0)
-    MAX_STORAGE_GB: float = Field(100, ge=0)
-    AUTO_CLEANUP: bool = True
+    # Retention (volcimage.retention): 0 = no limit for either
+    MAX_HISTORY_DAYS: int = Field(30, ge=0, description="tasks and unused uploads kept, days")
+    MAX_STORAGE_GB: float = Field(100, ge=0, description="images, thumbnails and uploads")
+    AUTO_CLEANUP: bool = True  # at start, hourly, and when a write finds the disk full
+    CLEANUP_KEEP_FAVORITES: bool = True  # a task with a favourite is never removed
     MIN_FREE_DISK_MB: int = Field(200, ge=0, description="/health reports the disk full below")
 
     # Performance

@@ -27,3 +27,9 @@ TASKS = Gauge("volcimage_tasks", "Tasks in the database by status", ["status"])
 QUEUE_DEPTH = Gauge("volcimage_queue_depth", "Tasks waiting to run (pending or retrying)")
 IMAGES = Gauge("volcimage_images", "Images kept")
 STORAGE_BYTES = Gauge("volcimage_storage_bytes", "Bytes of original images kept")
+CLEANUP_FREED_BYTES = Counter(
+    "volcimage_cleanup_freed_bytes", "Bytes of files removed by retention (this process's runs)"
+)
+CLEANUP_REMOVED = Counter(
+    "volcimage_cleanup_removed", "What retention removed: tasks, uploads, files", ["kind"]
+)

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,6 +41,7 @@ class Runner:
         store: Store,
         bus: EventBus,
         owner: str | None = None,
+        on_disk_full: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.providers = providers
@@ -49,7 +51,8 @@ class Runner:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         writer = Writer(sessionmaker, reads, bus)
         self.lease = Lease(settings, writer, self.owner)
-        self.calls = Calls(settings, writer, providers, store, ImageWriter(settings, writer, store))
+        images = ImageWriter(settings, writer, store, on_disk_full)
+        self.calls = Calls(settings, writer, providers, store, images)
         self._running: dict[int, asyncio.Task[None]] = {}
         bus.cancel_listeners.append(self.lease.cancel_local)
         self._wake = asyncio.Event()

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +56,17 @@ def progress(stored: int, asked: int) -> int:
 
 
 class ImageWriter:
-    def __init__(self, settings: Settings, writer: Writer, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        writer: Writer,
+        store: Store,
+        on_disk_full: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.settings = settings
         self.writer = writer
         self.store = store
+        self.on_disk_full = on_disk_full  # retention frees space before the task's retry
         self.staging_dir = settings.DATA_DIR / "staging"
 
     async def stage(
@@ -101,12 +110,17 @@ class ImageWriter:
             self.settings.THUMBNAIL_MAX_SIZE,
             self.settings.THUMBNAIL_QUALITY,
         )
-        original_key = await asyncio.to_thread(
-            self.store.save_original, prepared.data, prepared.digest, SUFFIX[prepared.mime_type]
-        )
-        thumbnail_key = await asyncio.to_thread(
-            self.store.save_thumbnail, prepared.thumbnail, prepared.digest
-        )
+        try:
+            original_key = await asyncio.to_thread(
+                self.store.save_original, prepared.data, prepared.digest, SUFFIX[prepared.mime_type]
+            )
+            thumbnail_key = await asyncio.to_thread(
+                self.store.save_thumbnail, prepared.thumbnail, prepared.digest
+            )
+        except OSError as error:  # the task is retried (lease.settle); first make room
+            if error.errno == errno.ENOSPC and self.on_disk_full is not None:
+                await self.on_disk_full()
+            raise
         row = Image(
             image_id=parameters["image_id"],
             task_pk=task.pk,

@@ -8,6 +8,8 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -63,6 +65,14 @@ def _alive(pid: int) -> bool:
 
 
 Area = Literal["images", "thumbnails", "uploads"]
+AREAS: tuple[Area, ...] = ("images", "thumbnails", "uploads")
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    size: int
+    modified: float  # seconds since the epoch: a file written again (reused) changes it
 
 
 class Store(Protocol):
@@ -79,6 +89,8 @@ class Store(Protocol):
     ) -> str | None: ...
     def download_origin(self) -> str | None: ...
     def delete(self, original_key: str, thumbnail_key: str) -> None: ...
+    def files(self, area: Area) -> Iterator[StoredFile]: ...
+    def remove(self, area: Area, key: str, modified: float | None = None) -> bool: ...
     def problem(self, min_free_bytes: int) -> str | None: ...
     def remove_abandoned_temp_files(self) -> int: ...
 
@@ -136,8 +148,31 @@ class LocalStore:
         return self._save(self.upload_dir, data, digest, suffix)
 
     def delete(self, original_key: str, thumbnail_key: str) -> None:
-        remove_quietly(self.local_path("images", original_key))
-        remove_quietly(self.local_path("thumbnails", thumbnail_key))
+        self.remove("images", original_key)
+        self.remove("thumbnails", thumbnail_key)
+
+    def files(self, area: Area) -> Iterator[StoredFile]:
+        """Every stored file of the area; temp files of writes under way are not."""
+        root = self._root(area)
+        for path in root.rglob("*"):
+            if path.name.startswith(TEMP_PREFIX):
+                continue
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                stat = path.stat()
+                if path.is_file():
+                    yield StoredFile(path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime)
+
+    def remove(self, area: Area, key: str, modified: float | None = None) -> bool:
+        """Removes the file, unless `modified` is given and the file has changed since (a
+        new row reused it). True: it is gone."""
+        path = self.local_path(area, key)
+        try:
+            if modified is not None and path.stat().st_mtime != modified:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return True
 
     def remove_abandoned_temp_files(self) -> int:
         """Deletes temp files left by dead processes of this host; returns how many."""
@@ -153,7 +188,9 @@ class LocalStore:
     @staticmethod
     def _save(root: Path, data: bytes, digest: str, suffix: str) -> str:
         path = hashed_path(root, digest, suffix)
-        if not path.exists():  # same name, same bytes: a resumed task rewrites nothing
+        try:  # same name, same bytes: rewrite nothing, but mark it used (retention's sweep)
+            os.utime(path)
+        except FileNotFoundError:
             write_atomic(path, data)
         return path.relative_to(root).as_posix()
 

@@ -7,6 +7,7 @@ checks (or through the app, with S3_PRESIGNED_DOWNLOADS=false).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from volcimage.core.config import Settings
-from volcimage.storage.files import Area, hashed_path
+from volcimage.storage.files import Area, StoredFile, hashed_path
 
 PRESIGN_SECONDS = 3600
 
@@ -110,8 +111,32 @@ class S3Store:
         return f"{url.scheme}://{url.netloc}"
 
     def delete(self, original_key: str, thumbnail_key: str) -> None:
-        for area, key in (("images", original_key), ("thumbnails", thumbnail_key)):
-            self.client.delete_object(Bucket=self.bucket, Key=self._object(area, key))  # type: ignore[arg-type]
+        self.remove("images", original_key)
+        self.remove("thumbnails", thumbnail_key)
+
+    def files(self, area: Area) -> Iterator[StoredFile]:
+        start = f"{self.prefix}{area}/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=start
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                key = item["Key"].removeprefix(start)
+                yield StoredFile(key, int(item["Size"]), item["LastModified"].timestamp())
+
+    def remove(self, area: Area, key: str, modified: float | None = None) -> bool:
+        """Deletes the object, unless `modified` is given and it was written since."""
+        name = self._object(area, key)
+        if modified is not None:
+            try:
+                found = self.client.head_object(Bucket=self.bucket, Key=name)
+            except ClientError:
+                return True  # gone already
+            # HEAD says whole seconds; a listing may say milliseconds
+            if int(found["LastModified"].timestamp()) > int(modified):
+                return False
+        self.client.delete_object(Bucket=self.bucket, Key=name)
+        return True
 
     def problem(self, min_free_bytes: int) -> str | None:
         try:
