@@ -14,7 +14,9 @@ from volcimage.catalog.models import load_catalog
 from volcimage.cli import build_parser
 
 ROOT = Path(__file__).parents[2]
+GUIDES = [ROOT / "docs" / "guide.md", ROOT / "docs" / "guide.zh.md"]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "deployment.md", ROOT / "docs" / "troubleshooting.md"]
+DOCS += GUIDES
 
 
 def documented_commands() -> list[tuple[str, str]]:
@@ -83,3 +85,10 @@ def test_the_troubleshooting_page_explains_every_error_code_the_app_can_produce(
         f"{s}…" for s in shapes if f"{s}…" not in explained
     )
     assert not missing, f"error codes docs/troubleshooting.md does not explain: {missing}"
+
+
+@pytest.mark.parametrize("guide", GUIDES, ids=lambda p: p.name)
+def test_the_guides_model_tables_name_every_model_of_the_catalog(guide: Path) -> None:
+    rows = [line for line in guide.read_text().splitlines() if line.startswith("| ")]
+    named = {m for line in rows for m in re.findall(r"`([a-z0-9.-]+)`", line.split("|")[1])}
+    assert named == {m.id for m in load_catalog().models}
