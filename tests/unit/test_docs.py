@@ -92,3 +92,10 @@ def test_the_guides_model_tables_name_every_model_of_the_catalog(guide: Path) ->
     rows = [line for line in guide.read_text().splitlines() if line.startswith("| ")]
     named = {m for line in rows for m in re.findall(r"`([a-z0-9.-]+)`", line.split("|")[1])}
     assert named == {m.id for m in load_catalog().models}
+
+
+def test_the_readme_links_the_guides_troubleshooting_and_licence() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for target in ("docs/guide.md", "docs/guide.zh.md", "docs/troubleshooting.md", "LICENSE"):
+        assert f"]({target})" in readme, target
+        assert (ROOT / target).is_file(), target
