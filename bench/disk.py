@@ -30,6 +30,7 @@ import httpx
 from PIL import Image
 
 from volcimage.catalog.models import ModelInfo, load_catalog
+from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 from volcimage.images.processing import make_thumbnail
 
 MB = 1e6
@@ -78,20 +79,26 @@ def resident_mb(pid: int, field: str) -> float:
     raise LookupError(field)
 
 
-def largest(url: str) -> None:
-    """Five tasks of four of the largest images, all running at once."""
+def wait_completed(client: httpx.Client, ids: list[str]) -> None:
+    for task_id in ids:
+        while (task := client.get(f"/api/v1/task/{task_id}").json())["status"] in (
+            "pending",
+            "processing",
+        ):
+            time.sleep(0.2)
+        if task["status"] != "completed":
+            raise SystemExit(f"task {task_id} ended {task['status']}: {task.get('error')}")
+
+
+def largest(url: str, model: str) -> None:
+    """Five tasks of four of the largest images, all running at once; each must complete."""
     with httpx.Client(base_url=url, timeout=60) as client:
-        body = {"model": "seedream-4.0", "num_images": 4, "width": 4096, "height": 4096}
+        body = {"model": model, "num_images": 4, "width": 4096, "height": 4096}
         ids = [
             client.post("/api/v1/generate", json={**body, "prompt": f"large {n}"}).json()["task_id"]
             for n in range(5)
         ]
-        for task_id in ids:
-            while client.get(f"/api/v1/task/{task_id}").json()["status"] in (
-                "pending",
-                "processing",
-            ):
-                time.sleep(0.2)
+        wait_completed(client, ids)
 
 
 def measure(url: str, data: Path, model: ModelInfo, images: int) -> tuple[float, float]:
@@ -120,16 +127,62 @@ def measure(url: str, data: Path, model: ModelInfo, images: int) -> tuple[float,
             answer.raise_for_status()
             ids.append(answer.json()["task_id"])
             left, n = left - count, n + 1
-        for task_id in ids:
-            while (task := client.get(f"/api/v1/task/{task_id}").json())["status"] in (
-                "pending",
-                "processing",
-            ):
-                time.sleep(0.2)
-            if task["status"] != "completed":
-                raise SystemExit(f"{model.id}: task {task_id} ended {task['status']}")
+        wait_completed(client, ids)
     after = tree_bytes(data / "images"), tree_bytes(data / "thumbnails")
     return (after[0] - before[0]) / images, (after[1] - before[1]) / images
+
+
+def start(data: Path, command: list[str], **settings: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data),
+        "IMAGE_DIR": str(data / "images"),
+        "THUMBNAIL_DIR": str(data / "thumbnails"),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{data}/database.db",
+        "LOG_FILE": str(data / "app.log"),
+        "EMULATOR_LATENCY_MS": "0",
+        "RATE_LIMIT_PER_MINUTE": "0",
+        **settings,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "volcimage", *command],
+        env=env,
+        cwd=data,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_answering(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+def disk(url: str, data: Path, images: int, jpeg_quality: int) -> None:
+    catalog = load_catalog()
+    print(f"{'model':18} {'size':>9} | demo: image  thumb  MB/1000 | real-like: ", end="")
+    print("image  thumb  MB/1000")
+    for model in catalog.models:
+        image, thumb = measure(url, data, model, images)
+        fmt = "JPEG" if model.provider == "ark" else "PNG"
+        real, real_thumb = real_estimate(model.default_size, fmt, jpeg_quality)
+        print(
+            f"{model.id:18} {model.default_size:>9} | "
+            f"{image / 1024:8.0f}K {thumb / 1024:5.0f}K "
+            f"{(image + thumb) * 1000 / MB:7.0f} | "
+            f"{fmt:4} {real / 1024:6.0f}K {real_thumb / 1024:5.0f}K "
+            f"{(real + real_thumb) * 1000 / MB:7.0f}"
+        )
+    database = tree_bytes(data) - tree_bytes(data / "images") - tree_bytes(data / "thumbnails")
+    total = images * len(catalog.models)
+    print(f"database, uploads and log: {database / MB:.1f} MB for {total} images")
 
 
 def main() -> None:
@@ -137,65 +190,50 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=50, help="images per model")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="for the estimate")
     args = parser.parse_args()
-    catalog = load_catalog()
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        port = free_port()
-        env = {
-            **os.environ,
-            "APP_PORT": str(port),
-            "DATA_DIR": str(data),
-            "IMAGE_DIR": str(data / "images"),
-            "THUMBNAIL_DIR": str(data / "thumbnails"),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{data}/database.db",
-            "LOG_FILE": str(data / "app.log"),
-            "VOLC_PROVIDER_MODE": "demo",
-            "EMULATOR_LATENCY_MS": "0",
-            "RATE_LIMIT_PER_MINUTE": "0",
-        }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "volcimage", "serve"],
-            env=env,
-            cwd=data,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
+        demo, real = Path(tmp) / "demo", Path(tmp) / "real"
+        demo.mkdir()
+        real.mkdir()
+        port, emulator_port, real_port = free_port(), free_port(), free_port()
+        processes = []
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline:
-                        raise
-                time.sleep(0.2)
+            server = start(demo, ["serve"], APP_PORT=str(port), VOLC_PROVIDER_MODE="demo")
+            processes.append(server)
+            url = f"http://127.0.0.1:{port}"
+            wait_answering(f"{url}/api/v1/health")
             idle = resident_mb(server.pid, "VmRSS")
-            print(f"{'model':18} {'size':>9} | demo: image  thumb  MB/1000 | real-like: ", end="")
-            print("image  thumb  MB/1000")
-            for model in catalog.models:
-                image, thumb = measure(url, data, model, args.images)
-                fmt = "JPEG" if model.provider == "ark" else "PNG"
-                real, real_thumb = real_estimate(model.default_size, fmt, args.jpeg_quality)
-                print(
-                    f"{model.id:18} {model.default_size:>9} | "
-                    f"{image / 1024:8.0f}K {thumb / 1024:5.0f}K "
-                    f"{(image + thumb) * 1000 / MB:7.0f} | "
-                    f"{fmt:4} {real / 1024:6.0f}K {real_thumb / 1024:5.0f}K "
-                    f"{(real + real_thumb) * 1000 / MB:7.0f}"
-                )
-            database = (
-                tree_bytes(data) - tree_bytes(data / "images") - tree_bytes(data / "thumbnails")
-            )
-            total = args.images * len(catalog.models)
-            print(f"database, uploads and log: {database / MB:.1f} MB for {total} images")
-            largest(url)
+            disk(url, demo, args.images, args.jpeg_quality)
+            largest(url, "seedream-4.0")
             peak = resident_mb(server.pid, "VmHWM")
-            print(f"server memory (emulator inside): {idle:.0f} MB idle, {peak:.0f} MB at most")
+            print(f"demo server (emulator inside): {idle:.0f} MB idle, {peak:.0f} MB at most")
+            # As against the real API: the emulator in a process of its own, the app in real mode
+            emulator = start(real, ["emulator", "--port", str(emulator_port)])
+            processes.append(emulator)
+            wait_answering(f"http://127.0.0.1:{emulator_port}/")
+            server = start(
+                real,
+                ["serve"],
+                APP_PORT=str(real_port),
+                VOLC_PROVIDER_MODE="real",
+                ARK_API_KEY="bench-key",
+                ARK_BASE_URL=f"http://127.0.0.1:{emulator_port}/api/v3",
+                VOLC_ACCESS_KEY=DEMO_ACCESS_KEY,
+                VOLC_SECRET_KEY=DEMO_SECRET_KEY,
+                VOLC_BASE_URL=f"http://127.0.0.1:{emulator_port}/visual",
+            )
+            processes.append(server)
+            url = f"http://127.0.0.1:{real_port}"
+            wait_answering(f"{url}/api/v1/health")
+            idle = resident_mb(server.pid, "VmRSS")
+            for model in ("seedream-4.0", "jimeng-4.0"):  # JPEG, then PNG
+                largest(url, model)
+                peak = resident_mb(server.pid, "VmHWM")
+                print(f"server in real mode (emulator apart): {idle:.0f} MB idle, ", end="")
+                print(f"{peak:.0f} MB at most after {model}")
         finally:
-            server.terminate()
-            server.wait(30)
+            for process in processes:
+                process.terminate()
+                process.wait(30)
 
 
 if __name__ == "__main__":
