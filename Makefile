@@ -36,9 +36,10 @@ check: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-## screenshots: refresh docs/screenshots (desktop and phone, light and dark)
+## screenshots: refresh docs/screenshots (desktop and phone, light and dark) and the guides' ones
 screenshots: $(STAMP)
 	$(PY) scripts/screenshots.py
+	$(PY) scripts/guide_screenshots.py
 
 ## lock: regenerate requirements.lock (the image's pins, with hashes) from pyproject.toml
 lock: $(STAMP)

@@ -46,7 +46,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(data: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "APP_PORT": str(port),
@@ -57,6 +57,7 @@ def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
         "LOG_FILE": str(data / "app.log"),
         "VOLC_PROVIDER_MODE": "demo",
         "EMULATOR_LATENCY_MS": "0",
+        **settings,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "volcimage", "serve"], env=env, cwd=data, stdout=subprocess.DEVNULL

@@ -1,4 +1,5 @@
-"""The commands the README and docs/deployment.md tell people to run exist as written."""
+"""The commands the README and docs/deployment.md tell people to run exist as written, and
+docs/troubleshooting.md explains every error code."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.error_codes import produced_codes
 from volcimage.catalog.models import load_catalog
 from volcimage.cli import build_parser
 
 ROOT = Path(__file__).parents[2]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "deployment.md"]
+GUIDES = [ROOT / "docs" / "guide.md", ROOT / "docs" / "guide.zh.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "deployment.md", ROOT / "docs" / "troubleshooting.md"]
+DOCS += GUIDES
 
 
 def documented_commands() -> list[tuple[str, str]]:
@@ -69,3 +73,29 @@ def test_the_readme_tables_name_every_model_of_the_catalog() -> None:
             if m.provider == provider
         }
         assert named == expected, (provider, named ^ expected)
+
+
+def test_the_troubleshooting_page_explains_every_error_code_the_app_can_produce() -> None:
+    """Each code named in backticks on the page, and each family of codes made with f-strings
+    (`Job…`, `HTTP…`) by its start and an ellipsis."""
+    page = (ROOT / "docs" / "troubleshooting.md").read_text()
+    explained = set(re.findall(r"`([^`\s]+)`", page))
+    codes, shapes = produced_codes()
+    missing = sorted(codes - explained) + sorted(
+        f"{s}…" for s in shapes if f"{s}…" not in explained
+    )
+    assert not missing, f"error codes docs/troubleshooting.md does not explain: {missing}"
+
+
+@pytest.mark.parametrize("guide", GUIDES, ids=lambda p: p.name)
+def test_the_guides_model_tables_name_every_model_of_the_catalog(guide: Path) -> None:
+    rows = [line for line in guide.read_text().splitlines() if line.startswith("| ")]
+    named = {m for line in rows for m in re.findall(r"`([a-z0-9.-]+)`", line.split("|")[1])}
+    assert named == {m.id for m in load_catalog().models}
+
+
+def test_the_readme_links_the_guides_troubleshooting_and_licence() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for target in ("docs/guide.md", "docs/guide.zh.md", "docs/troubleshooting.md", "LICENSE"):
+        assert f"]({target})" in readme, target
+        assert (ROOT / target).is_file(), target
