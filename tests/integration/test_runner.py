@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from tests.support import Studio, wait_for_task
+from volcimage.catalog.models import load_catalog
 from volcimage.core.db import utcnow
 from volcimage.tasks.models import CallState, Task, TaskStatus, UpstreamCall
 
@@ -46,7 +47,8 @@ async def test_final_upstream_refusals_fail_at_once_with_the_upstream_code(
             assert task["error"]["code"] == code
             assert code in task["error"]["message"]
             if fault == "model_not_open":
-                assert "doubao-seedream-4-0-250828" in task["error"]["message"]
+                upstream_id = load_catalog().get(task["model"]).upstream_id
+                assert f"not activated the model {upstream_id}" in task["error"]["message"]
             assert task["retry_count"] == 0
             assert studio.emulator.generation_calls == before + 1
 
