@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import random
 import re
 import time
@@ -65,6 +66,7 @@ DOWNLOAD_FAULTS = ("expired_url", "truncated", "group_partial", "group_short", "
 # group_partial: the second image of a group fails the content check; the rest go on (the docs)
 # group_short: the group ends, normally, one image short of max_images (the model decides)
 # stream_cut: a group's stream stops after its first image, without its `completed` event
+IPM_REFUSAL = "images per minute (IPM) of this account are used up; try again later."
 REFUSED_IN_GROUP = {
     "code": "OutputImageSensitiveContentDetected",
     "message": "The generated image may contain sensitive content.",
@@ -94,6 +96,8 @@ def add_ark_routes(app: FastAPI, state: EmulatorState) -> None:
             body = await _json_body(request)
             state.generation_calls += 1
             plan = _validate(body)
+            if (wait := state.limits.ark_wait(plan.model, plan.count)) is not None:
+                raise _fault("rate_limit", f"the model's {IPM_REFUSAL}", math.ceil(wait))
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
             try:
@@ -293,10 +297,14 @@ def _inject_fault(request: Request, state: EmulatorState) -> str | None:
     )
     if kind is None or kind in DOWNLOAD_FAULTS:
         return kind
+    raise _fault(kind, f"Emulated fault: {FAULTS[kind][1]}.")
+
+
+def _fault(kind: str, message: str, retry_after: int | None = None) -> ArkError:
     status, code, error_type, headers = FAULTS[kind]
-    error = ArkError(status, code, f"Emulated fault: {code}.", kind=error_type)
-    error.headers = headers
-    raise error
+    error = ArkError(status, code, message, kind=error_type)
+    error.headers = headers if retry_after is None else {"Retry-After": str(retry_after)}
+    return error
 
 
 def _spoil_downloads(images: list[dict[str, Any]], fault: str | None, state: EmulatorState) -> None:
