@@ -66,6 +66,13 @@ def test_seed_variables_keep_their_names() -> None:
         ("APP_LOG_LEVEL", "LOUD"),
         ("TRUSTED_PROXIES", "10.0.0.0/8,nginx"),
         ("APP_NAME", ""),
+        ("VISUAL_CONCURRENCY", "-1"),
+        ("MODEL_IMAGES_PER_MINUTE", "seedream-4.0"),
+        ("MODEL_IMAGES_PER_MINUTE", "seedream-4.0=1.5"),
+        ("MODEL_IMAGES_PER_MINUTE", "=20"),
+        ("MODEL_REQUEST_TIMEOUTS", "seedream-4.0=0"),
+        ("MODEL_REQUEST_TIMEOUTS", "seedream-4.0=inf"),
+        ("MODEL_REQUEST_TIMEOUTS", "seedream-4.0=soon"),
     ],
 )
 def test_bad_value_stops_start_up_naming_the_variable(name: str, value: str) -> None:
@@ -119,3 +126,15 @@ def test_only_the_studios_own_origin_and_no_proxy_are_trusted_by_default() -> No
     assert settings.allowed_origins == [] and settings.trusted_proxies == []
     given = load_settings(_env_file=None, TRUSTED_PROXIES=" 127.0.0.1, 172.16.0.0/12 ")
     assert given.trusted_proxies == ["127.0.0.1", "172.16.0.0/12"]
+
+
+def test_per_model_settings_are_read_as_id_equals_number() -> None:
+    settings = load_settings(
+        _env_file=None,
+        MODEL_IMAGES_PER_MINUTE=" seedream-4.0 = 20, jimeng-4.0=0,",
+        MODEL_REQUEST_TIMEOUTS="seedream-4.5=600",
+    )
+    assert settings.model_images_per_minute == {"seedream-4.0": 20, "jimeng-4.0": 0}
+    assert settings.model_request_timeouts == {"seedream-4.5": 600.0}
+    defaults = load_settings(_env_file=None)
+    assert defaults.model_images_per_minute == {} == defaults.model_request_timeouts

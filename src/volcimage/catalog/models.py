@@ -7,7 +7,7 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from volcimage.core.errors import ValidationError
 
@@ -83,6 +83,10 @@ class ModelInfo(BaseModel):
     def default_dimensions(self) -> tuple[int, int]:
         width, height = self.default_size.split("x")
         return int(width), int(height)
+
+    # Seconds a call of one image may take (a group's: this times its size); None: the
+    # REQUEST_TIMEOUT setting. MODEL_REQUEST_TIMEOUTS overrides either.
+    request_timeout: float | None = Field(None, gt=0)
 
 
 class Catalog(BaseModel):

@@ -38,6 +38,7 @@ class ImageRequest:
     upstream_params: dict[str, Any] = field(default_factory=dict)
     reference_images: tuple[str, ...] = ()  # data URLs
     group_size: int = 0  # > 0: one call for a group of up to this many images, streamed
+    timeout: float | None = None  # seconds the call may take; None: the client's own
 
 
 @dataclass
