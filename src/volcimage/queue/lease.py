@@ -209,7 +209,7 @@ class Lease:
             usage = await read_usage(session, self.limits, now)
             # MAX_CONCURRENT_TASKS holds for the whole deployment, every worker together
             limit = min(limit, self.settings.MAX_CONCURRENT_TASKS - usage.under_way)
-            pks = await self._claim_up_to(session, usage, limit, now, running) if limit else []
+            pks = await self._claim_up_to(session, usage, limit, now, running) if limit > 0 else []
             await session.commit()
         for pk in pks:
             await self.writer.publish(pk, "task.updated")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -106,10 +106,11 @@ class Limits:
             usage.under_way += 1
             usage.calls[self.provider(task.model)] += self.calls_at_once(task.model, task.slots)
 
-    def count_claimed(self, usage: Usage, tasks: Iterable[Load]) -> None:
-        """Tasks claimed within the last minute: their reservations still stand."""
-        for task in tasks:
-            usage.images[task.model] += self.reserved(task.model, task.images)
+    def count_claimed(self, usage: Usage, claims: Iterable[tuple[str, int, int]]) -> None:
+        """Claims within the last minute, as (model, images, tasks): their reservations
+        still stand."""
+        for model, images, tasks in claims:
+            usage.images[model] += self.reserved(model, images) * tasks
 
     def full(self, usage: Usage) -> set[str]:
         """The models that can take no task now: paused, their minute used up, or their
@@ -169,8 +170,12 @@ async def read_usage(session: AsyncSession, limits: Limits, now: datetime) -> Us
         )
     )
     limits.count_running(usage, map(load_of, running))
-    claimed = await session.execute(select(*LOAD_COLUMNS).where(Task.claimed_at > now - WINDOW))
-    limits.count_claimed(usage, map(load_of, claimed))
+    claimed = await session.execute(
+        select(Task.model, Task.num_images, func.count())
+        .where(Task.claimed_at > now - WINDOW)
+        .group_by(Task.model, Task.num_images)
+    )
+    limits.count_claimed(usage, claimed.tuples())
     paused = await session.scalars(select(ModelPause.model).where(ModelPause.until > now))
     usage.paused = set(paused)
     return usage

@@ -94,10 +94,10 @@ def test_running_and_recent_tasks_count_against_their_limits() -> None:
     default = limits(VISUAL_CONCURRENCY=2)
     usage = Usage()
     default.count_running(usage, [task(1, VISUAL, 4), task(2, ARK, 3)])
-    default.count_claimed(usage, [task(2, ARK, 3), task(3, ARK2, 5, group=True)])
+    default.count_claimed(usage, [(ARK, 3, 1), (ARK2, 5, 2)])  # two groups of 5
     assert usage.under_way == 2
     assert usage.calls == Counter(visual=2, ark=3)
-    assert usage.images == Counter({ARK: 3, ARK2: 5})
+    assert usage.images == Counter({ARK: 3, ARK2: 10})
 
 
 def test_a_row_of_a_task_is_read_as_its_load() -> None:
