@@ -19,6 +19,7 @@ from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 from volcimage.tasks.models import ModelPause, Task, UpstreamCall
 
 SEEDREAM_3, SEEDREAM_4 = "doubao-seedream-3-0-t2i-250415", "doubao-seedream-4-0-250828"
+POLLING = {"RATE_LIMIT_PER_MINUTE": 0}  # the tests poll tasks faster than a client may
 
 
 async def until_status(studio: Studio, task_id: str, *statuses: str) -> dict[str, Any]:
@@ -37,7 +38,7 @@ async def calls_of(studio: Studio, task_id: str) -> list[UpstreamCall]:
 
 
 async def test_a_model_past_its_minute_waits_and_other_models_go_on(make_studio: Any) -> None:
-    async with make_studio(MODEL_IMAGES_PER_MINUTE="seedream-3.0=2") as studio:
+    async with make_studio(MODEL_IMAGES_PER_MINUTE="seedream-3.0=2", **POLLING) as studio:
         studio.emulator.limits.ark_images_per_minute = {SEEDREAM_3: 2}
         held_back = [(await studio.generate())["task_id"] for _ in range(3)]
         others = [(await studio.generate(model="seedream-4.0"))["task_id"] for _ in range(2)]
@@ -61,7 +62,7 @@ async def test_a_model_past_its_minute_waits_and_other_models_go_on(make_studio:
 
 
 async def test_a_429_pauses_that_model_only(make_studio: Any) -> None:
-    async with make_studio() as studio:
+    async with make_studio(**POLLING) as studio:
         studio.emulator.limits.ark_images_per_minute = {SEEDREAM_4: 1}  # the account's own
         first = [(await studio.generate(model="seedream-4.0"))["task_id"] for _ in range(2)]
         ended = [await until_status(studio, i, "completed", "retrying") for i in first]

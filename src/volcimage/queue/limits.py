@@ -175,7 +175,7 @@ async def read_usage(session: AsyncSession, limits: Limits, now: datetime) -> Us
         .where(Task.claimed_at > now - WINDOW)
         .group_by(Task.model, Task.num_images)
     )
-    limits.count_claimed(usage, claimed.tuples())
+    limits.count_claimed(usage, ((model, images, tasks) for model, images, tasks in claimed))
     paused = await session.scalars(select(ModelPause.model).where(ModelPause.until > now))
     usage.paused = set(paused)
     return usage
