@@ -128,3 +128,13 @@ def test_visual_concurrency_holds_across_workers_and_blocks_no_other_model(
         assert stack.emulator_stats("/_emulator/visual/stats")["submits"] == 3
         limits = stack.emulator_stats("/_emulator/limits")
     assert limits["visual_peak"] == 1 and limits["visual_refused"] == 0, limits
+
+
+async def test_a_models_own_timeout_overrides_request_timeout(make_studio: Any) -> None:
+    slow = {"EMULATOR_LATENCY_MS": 1500, "MAX_RETRY_COUNT": 0, "REQUEST_TIMEOUT": 300}
+    async with make_studio(MODEL_REQUEST_TIMEOUTS="seedream-3.0=0.3", **slow, **POLLING) as studio:
+        task = await studio.run()
+        assert task["status"] == "failed" and task["error"]["code"] == "Timeout", task
+        assert "(0.3 s)" in task["error"]["message"]
+        other = await studio.run(model="seedream-4.0")  # REQUEST_TIMEOUT's 300 s
+        assert other["status"] == "completed", other
