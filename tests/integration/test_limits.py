@@ -93,8 +93,10 @@ async def test_a_429_pauses_that_model_only(make_studio: Any) -> None:
 
 
 def test_visual_concurrency_holds_across_workers_and_blocks_no_other_model(
-    tmp_path: Path, pg_database: str
+    tmp_path: Path, database_url: str
 ) -> None:
+    """Two worker processes: on PostgreSQL the claim's advisory lock, on SQLite its write lock
+    make count-and-claim one step."""
     # a long lease: a late heartbeat on a loaded machine would hand the Visual task over
     settings = {
         "EMULATOR_LATENCY_MS": 0,
@@ -103,7 +105,7 @@ def test_visual_concurrency_holds_across_workers_and_blocks_no_other_model(
         "VOLC_ACCESS_KEY": DEMO_ACCESS_KEY,
         "VOLC_SECRET_KEY": DEMO_SECRET_KEY,
     }
-    with Stack(tmp_path, pg_database, apis=1, **settings) as stack:
+    with Stack(tmp_path, database_url, apis=1, **settings) as stack:
         emulator, api = stack.emulator.url, stack.api.url
         httpx.post(f"{emulator}/_emulator/limits", json={"visual_concurrency": 1})
         # the Visual API's jobs generate until released; Ark answers at once
