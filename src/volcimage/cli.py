@@ -12,10 +12,12 @@ import sys
 import uvicorn
 
 from volcimage import __version__
+from volcimage.catalog.models import load_catalog
 from volcimage.core.config import ConfigError, Settings, load_settings
 from volcimage.core.errors import VolcImageError
 from volcimage.core.logs import configure_logging
 from volcimage.core.migrate import migrate
+from volcimage.queue.limits import check_models
 
 log = logging.getLogger("volcimage.cli")
 
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
+        check_models(settings, load_catalog())
     except ConfigError as exc:
         print(f"volcimage: {exc}", file=sys.stderr)
         return 2

@@ -89,6 +89,16 @@ def test_cli_reports_bad_setting_and_exits_2(
     assert "MAX_RETRY_COUNT" in capsys.readouterr().err
 
 
+def test_cli_reports_a_model_setting_of_a_model_not_in_the_catalog_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MODEL_IMAGES_PER_MINUTE", "seedream-4.0=20,seedream-9=5")
+    assert main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "MODEL_IMAGES_PER_MINUTE" in err and "seedream-9" in err and "seedream-4.0" not in err
+
+
 def test_secrets_are_hidden_in_repr_and_mode_follows_keys() -> None:
     settings = load_settings(
         _env_file=None, ARK_API_KEY="ark-secret-123", VOLC_PROVIDER_MODE="auto"

@@ -64,18 +64,23 @@ class Usage:
     paused: set[str] = field(default_factory=set)
 
 
+def check_models(settings: Settings, catalog: Catalog) -> None:
+    """Raises ConfigError if a per-model setting names a model the catalog does not have."""
+    named = set(settings.model_images_per_minute) | set(settings.model_request_timeouts)
+    unknown = named - {m.id for m in catalog.models}
+    if unknown:
+        raise ConfigError(
+            "MODEL_IMAGES_PER_MINUTE / MODEL_REQUEST_TIMEOUTS name models not in the "
+            f"catalog: {', '.join(sorted(unknown))}"
+        )
+
+
 class Limits:
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        check_models(settings, catalog)
         self._provider = {m.id: m.provider for m in catalog.models}
-        given = settings.model_images_per_minute
-        unknown = (set(given) | set(settings.model_request_timeouts)) - set(self._provider)
-        if unknown:
-            raise ConfigError(
-                "MODEL_IMAGES_PER_MINUTE / MODEL_REQUEST_TIMEOUTS name models not in the "
-                f"catalog: {', '.join(sorted(unknown))}"
-            )
         ark = {m.id: settings.ARK_IMAGES_PER_MINUTE for m in catalog.models if m.provider == "ark"}
-        self._per_minute = ark | given
+        self._per_minute = ark | settings.model_images_per_minute
         self._concurrency = {"ark": settings.ARK_CONCURRENCY, "visual": settings.VISUAL_CONCURRENCY}
 
     def provider(self, model: str) -> str:
