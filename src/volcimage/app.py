@@ -68,7 +68,7 @@ def build_state(settings: Settings) -> State:
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
         reads=Reads(settings, engine),
-        catalog=load_catalog().configured(settings.retired_models, settings.price_overrides),
+        catalog=load_catalog().configured(settings),
         store=build_store(settings),
         bus=EventBus(),
         emulator=emulator,

@@ -14,6 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from volcimage import __version__
+from volcimage.catalog.models import load_catalog
 from volcimage.core.config import ConfigError, Settings, load_settings
 from volcimage.core.errors import VolcImageError
 from volcimage.core.logs import configure_logging
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
+        load_catalog().configured(settings)  # a per-model setting must name a catalog model
     except ConfigError as exc:
         print(f"volcimage: {exc}", file=sys.stderr)
         return 2

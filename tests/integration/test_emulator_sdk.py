@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -230,6 +230,49 @@ def test_injected_faults_surface_as_the_sdk_error_classes(
     assert info.value.code == code  # type: ignore[attr-defined]
     if fault == "rate_limit":
         assert info.value.response.headers["retry-after"] == "1"  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def ipm_limits(emulator_url: str) -> Iterator[Callable[[dict[str, int]], None]]:
+    def set_limits(per_model: dict[str, int]) -> None:
+        given = {"ark_images_per_minute": per_model}
+        httpx.post(f"{emulator_url}/_emulator/limits", json=given).raise_for_status()
+
+    yield set_limits
+    set_limits({})  # the module's other tests run without
+
+
+def test_images_beyond_a_models_minute_are_refused_with_429_and_retry_after(
+    ark: Ark, ipm_limits: Callable[[dict[str, int]], None]
+) -> None:
+    """Fact: rate limits are per account and model in images per minute (IPM): beyond them
+    HTTP 429 `ModelAccountIpmRateLimitExceeded` with Retry-After; another model goes on."""
+    ipm_limits({SEEDREAM_3: 2})
+    for _ in range(2):
+        ark.images.generate(model=SEEDREAM_3, prompt="within the minute")
+    with pytest.raises(ArkRateLimitError) as info:
+        ark.images.generate(model=SEEDREAM_3, prompt="beyond it")
+    assert info.value.code == "ModelAccountIpmRateLimitExceeded"
+    wait = int(info.value.response.headers["retry-after"])
+    assert 1 <= wait <= 60  # until the oldest image leaves the minute
+    assert ark.images.generate(model=SEEDREAM_4, prompt="another model").data
+
+
+def test_a_group_call_counts_each_of_its_images_against_the_minute(
+    ark: Ark, ipm_limits: Callable[[dict[str, int]], None]
+) -> None:
+    """Fact: IPM counts images, so a group of n images takes n of the minute."""
+    ipm_limits({SEEDREAM_4: 3})
+    group = ark.images.generate(
+        model=SEEDREAM_4,
+        prompt="a series",
+        sequential_image_generation="auto",
+        sequential_image_generation_options=SequentialImageGenerationOptions(max_images=3),
+    )
+    assert len(group.data) == 3
+    with pytest.raises(ArkRateLimitError) as info:
+        ark.images.generate(model=SEEDREAM_4, prompt="one more")
+    assert info.value.code == "ModelAccountIpmRateLimitExceeded"
 
 
 def test_missing_prompt_is_missing_parameter_and_stats_count_calls(emulator_url: str) -> None:

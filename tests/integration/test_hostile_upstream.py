@@ -166,11 +166,16 @@ def test_hostile_answers_fail_clearly_and_never_show_a_key(
             time.sleep(0.05)
         return task
 
-    waiting = ("retry in a day", "retry never")
+    # each 429 pauses its model (here for 600 s): the two are of models of their own
+    waiting = {"retry in a day": "seedream-3.0", "retry never": "seedream-4.5"}
     try:
         server.wait_ready()
         created = {
-            prompt: api("POST", "/api/v1/generate", json={"prompt": prompt})["task_id"]
+            prompt: api(
+                "POST",
+                "/api/v1/generate",
+                json={"prompt": prompt, "model": waiting.get(prompt, "seedream-4.0")},
+            )["task_id"]
             for prompt in ARK_ANSWERS
         }
         visual = api("POST", "/api/v1/generate", json={"prompt": "x", "model": "jimeng-3.1"})

@@ -4,6 +4,7 @@ beside the provider's)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import random
@@ -381,3 +382,38 @@ async def test_tools_make_their_documented_size(
     assert data["status"] == "done", fact
     with PILImage.open(io.BytesIO(base64.b64decode(data["binary_data_base64"][0]))) as made:
         assert made.size == size, fact
+
+
+async def test_a_generation_beyond_the_accounts_concurrency_is_refused_with_50430(
+    visual: Any,
+) -> None:
+    """Fact: concurrency per account (1–2 on new accounts); beyond it code 50430 with HTTP
+    429, for a job of any req_key and for CVProcess alike; a job that is done frees it."""
+    emulator = visual.emulator
+    emulator.limits.visual_concurrency = 1
+    emulator.visual_latency = 3_600_000  # the first job generates until told otherwise
+    first = await visual("CVSync2AsyncSubmitTask", {"req_key": J31, "prompt": "a kite"})
+    assert first.json()["code"] == 10000
+    for action, body in (
+        ("CVSync2AsyncSubmitTask", {"req_key": J40, "prompt": "a kite"}),
+        ("CVProcess", {"req_key": G20, "prompt": "a kite", **V2}),
+    ):
+        refused = await visual(action, body)
+        assert refused.status_code == 429 and refused.json()["code"] == 50430, action
+    poll = {"req_key": J31, "task_id": first.json()["data"]["task_id"], "req_json": "{}"}
+    assert (await visual("CVSync2AsyncGetResult", poll)).json()["code"] == 10000  # polls pass
+    emulator.visual_latency = 0  # the job is done
+    again = await visual("CVSync2AsyncSubmitTask", {"req_key": J40, "prompt": "a kite"})
+    assert again.json()["code"] == 10000
+    assert emulator.limits.stats() == {"visual_peak": 1, "visual_refused": 2, "ark_refused": 0}
+
+
+async def test_cvprocess_calls_under_way_count_against_the_concurrency(visual: Any) -> None:
+    """Fact: the concurrency limit counts generations under way; CVProcess answers only when
+    its picture is made, so two at once with a limit of 1 are one made, one 50430."""
+    visual.emulator.limits.visual_concurrency = 1
+    visual.emulator.latency_ms = 200
+    body = {"req_key": G20, "prompt": "a kite", **V2}
+    answers = await asyncio.gather(visual("CVProcess", body), visual("CVProcess", body))
+    assert sorted(a.json()["code"] for a in answers) == [10000, 50430]
+    assert (await visual("CVProcess", body)).json()["code"] == 10000  # the first one ended

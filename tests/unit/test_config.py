@@ -69,6 +69,13 @@ def test_seed_variables_keep_their_names() -> None:
         ("PRICE_OVERRIDES", "jimeng-4.0"),
         ("PRICE_OVERRIDES", "jimeng-4.0=cheap"),
         ("PRICE_OVERRIDES", "jimeng-4.0=-1"),
+        ("VISUAL_CONCURRENCY", "-1"),
+        ("MODEL_IMAGES_PER_MINUTE", "seedream-4.0"),
+        ("MODEL_IMAGES_PER_MINUTE", "seedream-4.0=1.5"),
+        ("MODEL_IMAGES_PER_MINUTE", "=20"),
+        ("MODEL_REQUEST_TIMEOUTS", "seedream-4.0=0"),
+        ("MODEL_REQUEST_TIMEOUTS", "seedream-4.0=inf"),
+        ("MODEL_REQUEST_TIMEOUTS", "seedream-4.0=soon"),
     ],
 )
 def test_bad_value_stops_start_up_naming_the_variable(name: str, value: str) -> None:
@@ -83,6 +90,16 @@ def test_cli_reports_bad_setting_and_exits_2(
     monkeypatch.setenv("MAX_RETRY_COUNT", "-1")
     assert main(["migrate"]) == 2
     assert "MAX_RETRY_COUNT" in capsys.readouterr().err
+
+
+def test_cli_reports_a_model_setting_of_a_model_not_in_the_catalog_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MODEL_IMAGES_PER_MINUTE", "seedream-4.0=20,seedream-9=5")
+    assert main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "MODEL_IMAGES_PER_MINUTE" in err and "seedream-9" in err and "seedream-4.0" not in err
 
 
 def test_secrets_are_hidden_in_repr_and_mode_follows_keys() -> None:
@@ -133,3 +150,15 @@ def test_retired_models_and_price_overrides_are_read_as_ids_and_prices() -> None
     assert settings.retired_models == {"seededit-3.0", "seedream-4.0"}
     assert settings.price_overrides == {"jimeng-4.0": 0.25}
     assert load_settings(_env_file=None).price_overrides == {}
+
+
+def test_per_model_settings_are_read_as_id_equals_number() -> None:
+    settings = load_settings(
+        _env_file=None,
+        MODEL_IMAGES_PER_MINUTE=" seedream-4.0 = 20, jimeng-4.0=0,",
+        MODEL_REQUEST_TIMEOUTS="seedream-4.5=600",
+    )
+    assert settings.model_images_per_minute == {"seedream-4.0": 20, "jimeng-4.0": 0}
+    assert settings.model_request_timeouts == {"seedream-4.5": 600.0}
+    defaults = load_settings(_env_file=None)
+    assert defaults.model_images_per_minute == {} == defaults.model_request_timeouts

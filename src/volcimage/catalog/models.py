@@ -11,8 +11,9 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any, Literal
 
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, Field, computed_field
 
+from volcimage.core.config import ConfigError, Settings
 from volcimage.core.errors import ValidationError
 
 Param = Literal[
@@ -172,6 +173,10 @@ class ModelInfo(BaseModel):
         width, height = self.default_size.split("x")
         return int(width), int(height)
 
+    # Seconds a call of one image may take (a group's: this times its size); None: the
+    # REQUEST_TIMEOUT setting. MODEL_REQUEST_TIMEOUTS overrides either.
+    request_timeout: float | None = Field(None, gt=0)
+
 
 class Catalog(BaseModel):
     default_model: str
@@ -197,13 +202,25 @@ class Catalog(BaseModel):
             None,
         )
 
-    def configured(self, retired: set[str], prices: dict[str, float]) -> Catalog:
-        """This catalog with an operator's changes: models retired by id, and a price (from
-        today) that overrides the catalog's. Unknown ids are refused: a typo must not pass."""
+    def configured(self, settings: Settings) -> Catalog:
+        """This catalog with an operator's changes: models retired by id, and prices (from
+        today) in place of the catalog's. Raises ConfigError when a per-model setting names a
+        model the catalog does not have: a typo must not pass silently."""
+        named = {
+            "RETIRED_MODELS": settings.retired_models,
+            "PRICE_OVERRIDES": set(settings.price_overrides),
+            "MODEL_IMAGES_PER_MINUTE": set(settings.model_images_per_minute),
+            "MODEL_REQUEST_TIMEOUTS": set(settings.model_request_timeouts),
+        }
         known = {m.id for m in self.models}
-        unknown = sorted((retired | set(prices)) - known)
+        unknown = [
+            f"{name}: {', '.join(sorted(ids - known))}"
+            for name, ids in named.items()
+            if ids - known
+        ]
         if unknown:
-            raise ValueError(f"unknown model id(s) {', '.join(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"models not in the catalog named by {'; '.join(unknown)}")
+        retired, prices = settings.retired_models, settings.price_overrides
         today = date.today()
         models = [
             m.model_copy(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import math
+from collections.abc import Callable
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ARK_DEFAULT_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
 VOLC_DEFAULT_BASE_URL = "https://visual.volcengineapi.com"
+N = TypeVar("N", int, float)
 ProviderState = Literal["real", "demo", "not_configured"]
 # What each upstream needs set (names, never values): shown to the operator who lacks them
 PROVIDER_CREDENTIALS = {"ark": ["ARK_API_KEY"], "visual": ["VOLC_ACCESS_KEY", "VOLC_SECRET_KEY"]}
@@ -95,6 +98,15 @@ class Settings(BaseSettings):
     RATE_LIMIT_PER_MINUTE: int = Field(600, ge=0, description="API requests per client; 0 = off")
     DAILY_IMAGE_QUOTA: int = Field(0, ge=0, description="images a day for everyone; 0 = off")
     UPSTREAM_IMAGES_PER_MINUTE: int = Field(0, ge=0, description="all workers together; 0 = off")
+    # The account's limits at VolcEngine, held by every worker together (docs/reliability.md):
+    # calls in flight per upstream (0 = none of its own) and images a minute per model
+    ARK_CONCURRENCY: int = Field(0, ge=0, le=256)
+    VISUAL_CONCURRENCY: int = Field(1, ge=0, le=256)  # documented: 1–2 per account
+    ARK_IMAGES_PER_MINUTE: int = Field(500, ge=0, description="per Ark model; 0 = off")
+    # Per model id, `id=n` comma-separated: images a minute (0 = off), and seconds a call of
+    # one image may take (a group's is this times its size)
+    MODEL_IMAGES_PER_MINUTE: str = ""
+    MODEL_REQUEST_TIMEOUTS: str = ""
 
     # Behind nginx: image files are sent by nginx (X-Accel-Redirect) after the app's checks
     X_ACCEL_REDIRECT: bool = False
@@ -168,7 +180,7 @@ class Settings(BaseSettings):
     @field_validator("PRICE_OVERRIDES")
     @classmethod
     def _prices_parse(cls, value: str) -> str:
-        _prices(value)
+        _per_model(value, float, "a price >= 0", lambda n: 0 <= n < math.inf)
         return value
 
     @field_validator("TRUSTED_PROXIES")
@@ -179,6 +191,18 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("MODEL_IMAGES_PER_MINUTE")
+    @classmethod
+    def _images_per_model(cls, value: str) -> str:
+        _per_model(value, int, "a whole number >= 0", lambda n: n >= 0)
+        return value
+
+    @field_validator("MODEL_REQUEST_TIMEOUTS")
+    @classmethod
+    def _timeouts_per_model(cls, value: str) -> str:
+        _per_model(value, float, "seconds > 0", lambda n: 0 < n < math.inf)
         return value
 
     @model_validator(mode="after")
@@ -210,11 +234,19 @@ class Settings(BaseSettings):
 
     @property
     def price_overrides(self) -> dict[str, float]:
-        return _prices(self.PRICE_OVERRIDES)
+        return _per_model(self.PRICE_OVERRIDES, float, "", lambda _: True)
 
     @property
     def trusted_proxies(self) -> list[str]:
         return _items(self.TRUSTED_PROXIES)
+
+    @property
+    def model_images_per_minute(self) -> dict[str, int]:
+        return _per_model(self.MODEL_IMAGES_PER_MINUTE, int, "", lambda _: True)
+
+    @property
+    def model_request_timeouts(self) -> dict[str, float]:
+        return _per_model(self.MODEL_REQUEST_TIMEOUTS, float, "", lambda _: True)
 
     @property
     def upload_dir(self) -> Path:
@@ -276,6 +308,23 @@ def _items(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _per_model(
+    value: str, number: Callable[[str], N], what: str, valid: Callable[[N], bool]
+) -> dict[str, N]:
+    """`id=n, id=n` as {id: n}; a ValueError names the item that is not `id=` `what`."""
+    found = {}
+    for item in _items(value):
+        model, _, text = (part.strip() for part in item.partition("="))
+        try:
+            parsed = number(text)
+        except ValueError:
+            parsed = None
+        if not model or parsed is None or not valid(parsed):
+            raise ValueError(f"{item!r} is not model-id={what}")
+        found[model] = parsed
+    return found
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file of a sqlite+aiosqlite URL, or None for an in-memory database."""
     rest = url.split("://", 1)[1]
@@ -299,17 +348,3 @@ def load_settings(**overrides: object) -> Settings:
 @lru_cache
 def get_settings() -> Settings:
     return load_settings()
-
-
-def _prices(value: str) -> dict[str, float]:
-    """`seedream-4.0=0.2,jimeng-4.0=0.25` as {model id: price}; a malformed item is refused."""
-    prices = {}
-    for item in _items(value):
-        model_id, _, price = item.partition("=")
-        try:
-            prices[model_id.strip()] = float(price)
-        except ValueError:
-            raise ValueError(f"{item!r} is not model-id=price") from None
-        if not model_id.strip() or prices[model_id.strip()] < 0:
-            raise ValueError(f"{item!r} is not model-id=price (a price of 0 or more)")
-    return prices

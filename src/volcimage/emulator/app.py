@@ -1,6 +1,7 @@
 """A VolcEngine emulator: Ark's image generation API (`emulator/ark.py`), faithful enough for the
 official SDK, the Visual API (`emulator/visual.py`), and its own controls
-(`emulator/controls.py`: latency, faults, counters)."""
+(`emulator/controls.py`: latency, faults, counters; `emulator/limits.py`: the account's
+limits)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 from volcimage.core.config import Settings, get_settings
 from volcimage.emulator.ark import add_ark_routes
 from volcimage.emulator.controls import EmulatorState, add_control_routes
+from volcimage.emulator.limits import add_limit_routes
 from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, add_visual_routes
 
 
@@ -30,4 +32,5 @@ def create_emulator_app(settings: Settings | None = None) -> FastAPI:
     app.state.visual = add_visual_routes(app, keys, state.faults)
     add_ark_routes(app, state)
     add_control_routes(app, state)
+    add_limit_routes(app, state.limits)
     return app

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import random
 import re
 import time
@@ -76,6 +77,7 @@ DOWNLOAD_FAULTS = ("expired_url", "truncated", "group_partial", "group_short", "
 # group_partial: the second image of a group fails the content check; the rest go on (the docs)
 # group_short: the group ends, normally, one image short of max_images (the model decides)
 # stream_cut: a group's stream stops after its first image, without its `completed` event
+IPM_REFUSAL = "images per minute (IPM) of this account are used up; try again later."
 REFUSED_IN_GROUP = {
     "code": "OutputImageSensitiveContentDetected",
     "message": "The generated image may contain sensitive content.",
@@ -105,6 +107,8 @@ def add_ark_routes(app: FastAPI, state: EmulatorState) -> None:
             body = await _json_body(request)
             state.generation_calls += 1
             plan = _validate(body)
+            if (wait := state.limits.ark_wait(plan.model, plan.count)) is not None:
+                raise _fault("rate_limit", f"the model's {IPM_REFUSAL}", math.ceil(wait))
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
             try:
@@ -337,15 +341,19 @@ def _inject_fault(request: Request, state: EmulatorState, model: str) -> str | N
     )
     if kind is None or kind in DOWNLOAD_FAULTS:
         return kind
-    status, code, error_type, headers = FAULTS[kind]
     message = (
         f"Your account has not activated the model {model}. Activate it in the Ark console."
         if kind == "model_not_open"
-        else f"Emulated fault: {code}."
+        else f"Emulated fault: {FAULTS[kind][1]}."
     )
+    raise _fault(kind, message)
+
+
+def _fault(kind: str, message: str, retry_after: int | None = None) -> ArkError:
+    status, code, error_type, headers = FAULTS[kind]
     error = ArkError(status, code, message, kind=error_type)
-    error.headers = headers
-    raise error
+    error.headers = headers if retry_after is None else {"Retry-After": str(retry_after)}
+    return error
 
 
 def _spoil_downloads(images: list[dict[str, Any]], fault: str | None, state: EmulatorState) -> None:

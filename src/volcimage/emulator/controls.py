@@ -1,5 +1,6 @@
-"""The emulator's own state and controls, not part of the real APIs: latency, queued faults and
-call counters (`/_emulator/*`), and the per-request header `X-Emulator-Latency-Ms`."""
+"""The emulator's own state and controls, not part of the real APIs: latency, queued faults,
+account limits (`emulator/limits.py`) and call counters (`/_emulator/*`), and the per-request
+header `X-Emulator-Latency-Ms`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
+
+from volcimage.emulator.limits import AccountLimits
 
 KEPT_FILES = 500
 
@@ -28,6 +31,12 @@ class EmulatorState:
     downloads: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    limits: AccountLimits = field(default_factory=AccountLimits)
+    visual_latency: int | None = None  # ms; None: latency_ms, as Ark's
+
+    @property
+    def visual_latency_ms(self) -> int:
+        return self.latency_ms if self.visual_latency is None else self.visual_latency
 
     def keep(self, data: bytes) -> str:
         name = f"{uuid.uuid4().hex}.jpeg"
@@ -66,8 +75,12 @@ def add_control_routes(app: FastAPI, state: EmulatorState) -> None:
 
     @app.post("/_emulator/latency")
     async def set_latency(request: Request) -> dict[str, int]:
-        """Changes the latency of generations and downloads, in milliseconds, from now on."""
+        """Changes the latency of generations and downloads, in milliseconds, from now on;
+        `visual_latency_ms` the Visual API's alone (null: the same as Ark's)."""
         body = await request.json()
+        if "visual_latency_ms" in body:
+            given = body["visual_latency_ms"]
+            state.visual_latency = None if given is None else int(given)
         state.latency_ms = int(body.get("latency_ms", state.latency_ms))
         state.download_latency_ms = int(body.get("download_latency_ms", state.download_latency_ms))
         state.jitter = float(body.get("jitter", state.jitter))

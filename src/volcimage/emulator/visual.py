@@ -54,6 +54,7 @@ FAULTS: dict[str, tuple[int, int, str]] = {
 }
 RESULT_FAULTS = ("output_sensitive", "expired")
 POLL_OPTIONS = {"return_url", "logo_info", "aigc_meta"}  # a poll's req_json: how results show
+GENERATIONS = ("CVSync2AsyncSubmitTask", "CVProcess")  # what the concurrency limit counts
 
 
 class VisualError(Exception):
@@ -110,12 +111,16 @@ def add_visual_routes(app: FastAPI, keys: dict[str, str], faults: list[str]) -> 
             body = _json(body_bytes)
             queued = faults.pop(0) if faults and action != "CVSync2AsyncGetResult" else None
             fault = request.headers.get("x-emulator-fault") or queued  # polls cost nothing
+            latency, limits = emulator.visual_latency_ms, emulator.limits
+            if action in GENERATIONS and not limits.admit_visual(state.jobs.values(), latency):
+                raise VisualError(*FAULTS["concurrency"])
             if action == "CVSync2AsyncSubmitTask":
                 data = await _submit(state, body, fault)
             elif action == "CVSync2AsyncGetResult":
-                data = await _get_result(state, body, emulator.latency_ms)
+                data = await _get_result(state, body, latency)
             elif action == "CVProcess":
-                data = await _process(state, body, fault, emulator.latency_ms)
+                with limits.processing():
+                    data = await _process(state, body, fault, latency)
             else:
                 raise VisualError(400, 50400, f"Unknown Action {action!r}")
         except VisualError as exc:

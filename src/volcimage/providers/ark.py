@@ -129,6 +129,8 @@ class ArkProvider:
             "response_format": self._response_format,
             "watermark": request.watermark,
         }
+        if request.timeout is not None:  # the model's time, not the client's
+            kwargs["timeout"] = request.timeout
         if request.seed is not None:
             kwargs["seed"] = request.seed
         if request.scale is not None:

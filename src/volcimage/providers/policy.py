@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from volcimage.core.errors import UpstreamError
+
 
 class Retry(StrEnum):
     NEVER = "never"  # asking again gets the same answer, or pays again for nothing
@@ -58,3 +60,10 @@ def ark(code: str, status: int) -> Retry:
 def retry_fields(retry: Retry) -> dict[str, bool]:
     """The `UpstreamError` flags for a policy."""
     return {"retryable": retry is not Retry.NEVER, "once": retry is Retry.ONCE}
+
+
+def is_limit(error: UpstreamError) -> bool:
+    """A refusal for a rate or concurrency limit that waiting ends (Ark's retryable 429s,
+    Visual's 50429/50430): the model is paused, not only the task."""
+    visual_limit = error.upstream_code in {str(code) for code in VISUAL_LIMITS}
+    return error.retryable and (error.http_status == 429 or visual_limit)

@@ -51,11 +51,12 @@ class VisualProvider:
         body = self._body(request)
         if request.watermark:
             body["logo_info"] = {"add_logo": True}
-        answer = await self._call("CVProcess", body)
+        answer = await self._call("CVProcess", body, seconds=request.timeout)
         return _images(answer)
 
     async def submit(self, request: ImageRequest) -> str:
-        answer = await self._call("CVSync2AsyncSubmitTask", self._body(request))
+        body = self._body(request)
+        answer = await self._call("CVSync2AsyncSubmitTask", body, seconds=request.timeout)
         job_id = _data(answer).get("task_id")
         if not job_id:
             raise UpstreamError(
@@ -138,7 +139,10 @@ class VisualProvider:
             body["binary_data_base64"] = [url.split(",", 1)[1] for url in request.reference_images]
         return {**body, **request.upstream_params}
 
-    async def _call(self, action: str, body: dict[str, Any], job: bool = False) -> dict[str, Any]:
+    async def _call(
+        self, action: str, body: dict[str, Any], job: bool = False, seconds: float | None = None
+    ) -> dict[str, Any]:
+        """`seconds`: the model's time for the call (None: the client's own, for a poll)."""
         payload = json.dumps(body, ensure_ascii=False)
         path = self._url.path or "/"
         query = {"Action": action, "Version": VERSION}
@@ -146,7 +150,12 @@ class VisualProvider:
         SignerV4.sign(path, "POST", headers, payload, None, query, *self._keys)  # adds headers
         url = self._url.copy_with(path=path, query=urlencode(query).encode())
         try:
-            response = await self._http.post(url, headers=headers, content=payload.encode())
+            response = await self._http.post(
+                url,
+                headers=headers,
+                content=payload.encode(),
+                timeout=httpx.USE_CLIENT_DEFAULT if seconds is None else seconds,
+            )
         except httpx.TimeoutException:
             raise UpstreamError(
                 "The Visual API did not answer in time", upstream_code="Timeout", retryable=True

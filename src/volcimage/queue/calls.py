@@ -37,6 +37,7 @@ from volcimage.providers.base import (
     UpstreamResult,
 )
 from volcimage.queue.lease import LeaseLost, SlotOutcome, TaskSnapshot
+from volcimage.queue.limits import call_timeout
 from volcimage.queue.storing import ImageWriter
 from volcimage.queue.writes import Writer
 from volcimage.storage.files import Store
@@ -84,11 +85,11 @@ def reopen(call: UpstreamCall, task_id: str) -> bool:
 
 
 def image_request(
-    params: TaskParams, model: ModelInfo, slot: int, references: tuple[str, ...]
+    params: TaskParams, model: ModelInfo, slot: int, references: tuple[str, ...], timeout: float
 ) -> ImageRequest:
     """The provider's request for one slot of a task: where the parameters meet a provider
     (the model's upstream id and fixed parameters, the slot's own seed, the reference images
-    as data URLs)."""
+    as data URLs, the call's time)."""
     return ImageRequest(
         upstream_model=model.upstream_id,
         prompt=params.prompt,
@@ -110,6 +111,7 @@ def image_request(
         background=params.background,
         outpaint=params.outpaint.model_dump() if params.outpaint else None,
         upscale=params.upscale,
+        timeout=timeout,
     )
 
 
@@ -218,19 +220,22 @@ class Calls:
         self, task: TaskSnapshot, model: ModelInfo, provider: Provider, call: UpstreamCall
     ) -> None:
         started = time.monotonic()
+        timeout = call_timeout(
+            self.settings, model, task.params.num_images if task.params.group else 1
+        )
         try:
             references = await self._references(task)
-            request = image_request(task.params, model, call.slot, references)
+            request = image_request(task.params, model, call.slot, references, timeout)
             if task.params.group:  # keeps its own time: what came before it ran out is kept
-                result = await self._stream_group(task, provider, request, call)
+                result = await self._stream_group(task, provider, request, call, timeout)
             else:
-                async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
+                async with asyncio.timeout(timeout):
                     if model.asynchronous:
                         result = await self._submit_and_poll(provider, request, call)
                     else:
                         result = await provider.generate(request)
         except (UpstreamError, TimeoutError) as exc:
-            error = exc if isinstance(exc, UpstreamError) else self._timed_out()
+            error = exc if isinstance(exc, UpstreamError) else timed_out(timeout)
             await self._update_call(
                 call.id,
                 state=CallState.FAILED,
@@ -273,15 +278,13 @@ class Calls:
             extra={"task_id": task.task_id, "slot": call.slot, "images": len(images)},
         )
 
-    def _timed_out(self) -> UpstreamError:
-        return UpstreamError(
-            f"No answer within REQUEST_TIMEOUT ({self.settings.REQUEST_TIMEOUT:g} s)",
-            upstream_code="Timeout",
-            retryable=True,
-        )
-
     async def _stream_group(
-        self, task: TaskSnapshot, provider: Provider, request: ImageRequest, call: UpstreamCall
+        self,
+        task: TaskSnapshot,
+        provider: Provider,
+        request: ImageRequest,
+        call: UpstreamCall,
+        seconds: float,
     ) -> UpstreamResult:
         """A streamed group: each image is saved in the call's answer and stored as it comes,
         so the page shows it at once and a crash mid-stream keeps what was paid for. So does a
@@ -290,7 +293,7 @@ class Calls:
         failed: list[UpstreamError] = []
         stream = _until_failure(cast(StreamProvider, provider).stream(request), failed)
         try:
-            async with asyncio.timeout(self.settings.REQUEST_TIMEOUT):
+            async with asyncio.timeout(seconds):
                 async for image in stream:
                     images.append(await self.images.stage(task, call.slot, len(images), image))
                     await self._update_call(call.id, response={"images": images, "partial": True})
@@ -300,7 +303,7 @@ class Calls:
                             task, provider, call.slot, len(images) - 1, stored
                         )
         except TimeoutError:
-            failed.append(self._timed_out())
+            failed.append(timed_out(seconds))
         kept = [UpstreamImage(**item) for item in images]
         if not failed:
             return UpstreamResult(images=kept)
@@ -350,6 +353,14 @@ class Calls:
         await self.writer.execute(
             update(UpstreamCall).where(UpstreamCall.id == call_id).values(**values)
         )
+
+
+def timed_out(seconds: float) -> UpstreamError:
+    return UpstreamError(
+        f"No answer within the model's request timeout ({seconds:g} s)",
+        upstream_code="Timeout",
+        retryable=True,
+    )
 
 
 async def _until_failure(

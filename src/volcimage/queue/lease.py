@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from volcimage.core.config import Settings
@@ -23,6 +23,17 @@ from volcimage.core.db import utcnow
 from volcimage.core.errors import UpstreamError
 from volcimage.core.outages import is_outage
 from volcimage.providers.base import RETRY_AFTER_CAP, UpstreamImage
+from volcimage.providers.policy import is_limit
+from volcimage.queue.limits import (
+    CANDIDATES,
+    LOAD_COLUMNS,
+    Limits,
+    Usage,
+    load_of,
+    pause,
+    read_usage,
+    slots_of,
+)
 from volcimage.queue.writes import Writer
 from volcimage.tasks.models import Task, TaskStatus
 from volcimage.tasks.params import TaskParams, references_of
@@ -32,7 +43,7 @@ log = logging.getLogger("volcimage.runner")
 
 # A task whose process keeps dying is given up after this many extra claims.
 CRASH_ALLOWANCE = 3
-CLAIM_LOCK = 0x766F6C64  # pg advisory lock key of claiming (the global concurrency cap)
+CLAIM_LOCK = 0x766F6C64  # pg advisory lock key of claiming (the caps and the upstream's limits)
 GROUP_SHORT = "the upstream ended the group with fewer images than asked for"
 CANCELLED = "Cancelled by the user"
 
@@ -67,8 +78,7 @@ class TaskSnapshot:
 
     @property
     def slots(self) -> int:
-        """Paid calls: one per image, or one for a whole group."""
-        return 1 if self.params.group else self.params.num_images
+        return slots_of(self.params.num_images, self.params.group)
 
 
 @dataclass
@@ -83,6 +93,7 @@ class Retry:
     code: str
     message: str
     retry_after: float | None  # the upstream's Retry-After, if it gave one
+    limited: bool = False  # refused for the upstream's limit: the whole model waits
 
 
 @dataclass(frozen=True)
@@ -125,7 +136,9 @@ def settle(
     retryable = [e for e in errors if isinstance(e, OSError) or _retryable(e, retried_for)]
     if retryable and retry_count < max_retries:
         first = retryable[0]
-        return Retry(_error_code(first), _error_message(first), getattr(first, "retry_after", None))
+        retry_after = getattr(first, "retry_after", None)
+        limited = isinstance(first, UpstreamError) and is_limit(first)
+        return Retry(_error_code(first), _error_message(first), retry_after, limited)
     if errors:
         first = (retryable or errors)[0]
         code, message = _error_code(first), _error_message(first)
@@ -168,10 +181,11 @@ def _error_message(error: BaseException) -> str:
 
 
 class Lease:
-    def __init__(self, settings: Settings, writer: Writer, owner: str) -> None:
+    def __init__(self, settings: Settings, writer: Writer, owner: str, limits: Limits) -> None:
         self.settings = settings
         self.writer = writer
         self.owner = owner
+        self.limits = limits
         self._work: dict[int, tuple[asyncio.Task[None], list[str]]] = {}
         self._is_postgres = not settings.is_sqlite
 
@@ -182,26 +196,32 @@ class Lease:
     # ---- claiming ------------------------------------------------------------------------
 
     async def claim(self, limit: int, running: Collection[int]) -> list[int]:
-        """Up to `limit` tasks leased to this runner; `running` are its own, still at work."""
+        """Up to `limit` tasks leased to this runner; `running` are its own, still at work.
+        Only tasks within the upstream's limits are taken (queue/limits.py)."""
         now = utcnow()
         async with self.writer.sessionmaker() as session:
-            if self._is_postgres:  # count and claim as one step across workers
+            # count and claim as one step across workers: the advisory lock, or on SQLite
+            # its one write lock, taken before the counts are read
+            if self._is_postgres:
                 await session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
-            under_way = await session.scalar(
-                select(func.count())
-                .select_from(Task)
-                .where(Task.status == TaskStatus.PROCESSING, Task.lease_expires_at >= now)
-            )
+            else:
+                await session.execute(text("BEGIN IMMEDIATE"))
+            usage = await read_usage(session, self.limits, now)
             # MAX_CONCURRENT_TASKS holds for the whole deployment, every worker together
-            limit = min(limit, self.settings.MAX_CONCURRENT_TASKS - (under_way or 0))
-            pks = await self._claim_up_to(session, limit, now, running) if limit > 0 else []
+            limit = min(limit, self.settings.MAX_CONCURRENT_TASKS - usage.under_way)
+            pks = await self._claim_up_to(session, usage, limit, now, running) if limit > 0 else []
             await session.commit()
         for pk in pks:
             await self.writer.publish(pk, "task.updated")
         return pks
 
     async def _claim_up_to(
-        self, session: AsyncSession, limit: int, now: datetime, running: Collection[int]
+        self,
+        session: AsyncSession,
+        usage: Usage,
+        limit: int,
+        now: datetime,
+        running: Collection[int],
     ) -> list[int]:
         claimable = or_(
             and_(
@@ -216,23 +236,27 @@ class Lease:
                 Task.id.not_in(list(running)),
             ),
         )
-        candidates = select(Task.id).where(claimable).order_by(Task.run_after, Task.id).limit(limit)
-        if self._is_postgres:
-            # A CTE runs once: as `id IN (subquery … LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL
-            # may re-run the subquery and take more than n tasks (found by the cap test).
-            chosen = candidates.with_for_update(skip_locked=True).cte("chosen")
-            picked = Task.id == chosen.c.id
-        else:
-            picked = Task.id.in_(candidates.scalar_subquery())
+        # past the models that can take nothing now, in queue order; `choose` skips a task
+        # that does not fit and goes on with the others (no head-of-line blocking)
+        candidates = await session.execute(
+            select(*LOAD_COLUMNS)
+            .where(claimable, Task.model.not_in(self.limits.full(usage)))
+            .order_by(Task.run_after, Task.id)
+            .limit(CANDIDATES)
+        )
+        chosen = self.limits.choose(usage, [load_of(row) for row in candidates], limit)
+        if not chosen:
+            return []
         stmt = (
             update(Task)
-            .where(picked, claimable)
+            .where(Task.id.in_(chosen), claimable)
             .values(
                 status=TaskStatus.PROCESSING,
                 lease_owner=self.owner,
                 lease_expires_at=now + self.duration,
                 attempts=Task.attempts + 1,
                 started_at=func.coalesce(Task.started_at, now),
+                claimed_at=now,
                 updated_at=now,
             )
             .returning(Task.id)
@@ -324,9 +348,13 @@ class Lease:
 
     # ---- ending --------------------------------------------------------------------------
 
-    async def conclude(self, pk: int, end: Retry | Finish, retry_count: int) -> None:
+    async def conclude(self, pk: int, end: Retry | Finish, retry_count: int, model: str) -> None:
         if isinstance(end, Retry):
             delay = backoff_seconds(self.settings, retry_count, end.retry_after)
+            if end.limited:  # the limit is the model's: its other tasks wait too, not others'
+                until = utcnow() + timedelta(seconds=delay)
+                await self.writer.execute(pause(model, until, end.code, postgres=self._is_postgres))
+                log.info("model paused", extra={"model": model, "delay": round(delay, 2)})
             await self.schedule_retry(pk, end.code, end.message, delay)
         else:
             await self.finish(pk, end.status, code=end.code, message=end.message)

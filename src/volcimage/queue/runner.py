@@ -22,7 +22,8 @@ from volcimage.core.db import Reads
 from volcimage.events.bus import EventBus
 from volcimage.providers.base import Provider
 from volcimage.queue.calls import Calls
-from volcimage.queue.lease import Lease, settle
+from volcimage.queue.lease import Lease, SlotOutcome, settle
+from volcimage.queue.limits import Limits
 from volcimage.queue.storing import ImageWriter
 from volcimage.queue.writes import Writer
 from volcimage.storage.files import Store
@@ -50,7 +51,8 @@ class Runner:
         self.bus = bus
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         writer = Writer(sessionmaker, reads, bus)
-        self.lease = Lease(settings, writer, self.owner)
+        self.limits = Limits(settings, catalog)
+        self.lease = Lease(settings, writer, self.owner, self.limits)
         images = ImageWriter(settings, writer, store, on_disk_full)
         self.calls = Calls(settings, writer, providers, store, images)
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -116,9 +118,15 @@ class Runner:
             return
         model = self.catalog.get(task.params.model)
         log.info("task started", extra={"task_id": task.task_id, "attempt": task.attempts})
+        # no more calls at once than the upstream allows (the claim counted as many)
+        at_once = asyncio.Semaphore(self.limits.calls_at_once(model.id, task.slots))
+
+        async def slot_call(slot: int) -> SlotOutcome:
+            async with at_once:
+                return await self.calls.run_slot(task, model, slot)
+
         results = await asyncio.gather(
-            *(self.calls.run_slot(task, model, slot) for slot in range(task.slots)),
-            return_exceptions=True,
+            *(slot_call(slot) for slot in range(task.slots)), return_exceptions=True
         )
         end = settle(
             results,
@@ -127,4 +135,4 @@ class Runner:
             max_retries=self.settings.MAX_RETRY_COUNT,
             retried_for=task.retried_for,
         )
-        await self.lease.conclude(pk, end, task.retry_count)
+        await self.lease.conclude(pk, end, task.retry_count, model.id)

@@ -1,5 +1,6 @@
-"""Tables: `tasks` (also the queue), `upstream_calls` (one per paid call), `images`, `user_tags`,
-`uploads`, `audit_log`. Tasks and uploads belong to a user when accounts are on (`owner_id`)."""
+"""Tables: `tasks` (also the queue), `upstream_calls` (one per paid call), `model_pauses`,
+`images`, `user_tags`, `uploads`, `audit_log`. Tasks and uploads belong to a user when
+accounts are on (`owner_id`)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ class Task(Base):
     admitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # last claimed: the claim reserves the task's images of its model's images a minute
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     images: Mapped[list[Image]] = relationship(
@@ -89,6 +92,7 @@ class Task(Base):
         Index("idx_tasks_queue", "status", "run_after"),
         Index("idx_tasks_owner", "owner_id", "created_at"),
         Index("idx_tasks_admitted_at", "admitted_at"),
+        Index("idx_tasks_claimed_at", "claimed_at"),
     )
 
 
@@ -118,6 +122,17 @@ class UpstreamCall(Base):
         UniqueConstraint("task_pk", "slot"),
         Index("idx_calls_called_at", "called_at"),
     )
+
+
+class ModelPause(Base):
+    """A model the upstream refused for a limit (a 429): no task of it is claimed before
+    `until`, by any worker; other models go on."""
+
+    __tablename__ = "model_pauses"
+
+    model: Mapped[str] = mapped_column(String(50), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    code: Mapped[str] = mapped_column(String(100))
 
 
 class Image(Base):

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from volcimage.catalog.models import SizeRule, load_catalog
+from volcimage.core.config import ConfigError, load_settings
 from volcimage.core.errors import ValidationError
 
 SIDES = SizeRule(mode="sides", min_side=512, max_side=2048)
@@ -153,12 +154,18 @@ def test_the_api_shows_prices_with_dates_and_what_is_unconfirmed() -> None:
 
 
 def test_an_operator_retires_models_and_overrides_prices_by_id() -> None:
-    catalog = load_catalog().configured({"seededit-3.0"}, {"jimeng-4.0": 0.3})
+    operator = load_settings(
+        _env_file=None, RETIRED_MODELS="seededit-3.0", PRICE_OVERRIDES="jimeng-4.0=0.3"
+    )
+    catalog = load_catalog().configured(operator)
     assert catalog.get("seededit-3.0").retired and not catalog.get("seedream-4.0").retired
     assert catalog.get("jimeng-4.0").price_per_image == 0.3
     assert not load_catalog().get("seededit-3.0").retired  # the packaged catalog is unchanged
-    with pytest.raises(ValueError, match="unknown model id"):
-        load_catalog().configured({"seededit-3"}, {})
+    for name in ("RETIRED_MODELS", "MODEL_IMAGES_PER_MINUTE", "MODEL_REQUEST_TIMEOUTS"):
+        value = "seededit-3=5" if name.startswith("MODEL") else "seededit-3"
+        typo = load_settings(_env_file=None, **{name: value})
+        with pytest.raises(ConfigError, match=f"{name}: seededit-3"):
+            load_catalog().configured(typo)
 
 
 def test_the_upstream_finds_a_model_by_its_alias() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from volcimage.core.errors import UpstreamError
 from volcimage.providers import policy
 from volcimage.providers.policy import Retry
 
@@ -51,3 +52,20 @@ def test_the_flags_an_error_carries() -> None:
     assert policy.retry_fields(Retry.NEVER) == {"retryable": False, "once": False}
     assert policy.retry_fields(Retry.ONCE) == {"retryable": True, "once": True}
     assert policy.retry_fields(Retry.BACKOFF) == {"retryable": True, "once": False}
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "retryable", "limit"),
+    [
+        ("ModelAccountIpmRateLimitExceeded", 429, True, True),  # Ark: images a minute
+        ("50429", 429, True, True),  # Visual: QPS
+        ("50430", 200, True, True),  # Visual: concurrency, whatever the HTTP status
+        ("QuotaExceeded", 429, False, False),  # waiting does not end it
+        ("InternalServiceError", 500, True, False),  # a passing fault, not a limit
+    ],
+)
+def test_a_limit_is_a_retryable_429_or_a_visual_limit_code(
+    code: str, status: int, retryable: bool, limit: bool
+) -> None:
+    error = UpstreamError("x", upstream_code=code, retryable=retryable, http_status=status)
+    assert policy.is_limit(error) is limit

@@ -74,7 +74,8 @@ def test_a_slot_asks_with_the_task_parameters_its_own_seed_and_the_model_upstrea
         seed=42,
         watermark=True,
     )
-    assert image_request(params, model, 2, ("data:image/png;base64,AA==",)) == ImageRequest(
+    asked = image_request(params, model, 2, ("data:image/png;base64,AA==",), 300)
+    assert asked == ImageRequest(
         upstream_model=model.upstream_id,
         prompt="a cat",
         width=1024,
@@ -87,7 +88,8 @@ def test_a_slot_asks_with_the_task_parameters_its_own_seed_and_the_model_upstrea
         upstream_params=model.upstream_params,
         reference_images=("data:image/png;base64,AA==",),
         group_size=0,
+        timeout=300,
     )
     group = params.model_copy(update={"group": True, "seed": None})
-    asked = image_request(group, model, 0, ())
+    asked = image_request(group, model, 0, (), 900)
     assert asked.group_size == 3 and asked.seed is None

@@ -174,3 +174,13 @@ def snapshot(num_images: int, **params: object) -> TaskSnapshot:
 def test_a_group_is_one_paid_call_and_other_tasks_one_per_image() -> None:
     assert snapshot(4).slots == 4 and not snapshot(4).params.group
     assert snapshot(4, group=True).slots == 1 and snapshot(4, group=True).params.group
+
+
+def test_a_limit_the_upstream_gave_marks_the_retry_for_the_whole_model() -> None:
+    ipm = UpstreamError(
+        "IPM", upstream_code="ModelAccountIpmRateLimitExceeded", retryable=True, http_status=429
+    )
+    limited = ended(ipm)
+    assert isinstance(limited, Retry) and limited.limited and limited.retry_after is None
+    passing = ended(SERVER_ERROR)
+    assert isinstance(passing, Retry) and not passing.limited
