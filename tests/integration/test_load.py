@@ -87,6 +87,9 @@ def test_two_hundred_tasks_beside_fifty_readers_on_the_default_setup(tmp_path: P
     settings = {
         "EMULATOR_LATENCY_MS": 200,
         "MAX_CONCURRENT_TASKS": 5,  # the defaults, not the suite's
+        # an account that takes 5 Visual jobs at once: the queue under load is the point here,
+        # not the account's limit (VISUAL_CONCURRENCY 1 would run the 50 jobs one by one)
+        "VISUAL_CONCURRENCY": 5,
         "TASK_POLL_INTERVAL": 2,
         "RATE_LIMIT_PER_MINUTE": 0,  # every reader is 127.0.0.1: the per-client limit is not
     }  # under test here
