@@ -27,6 +27,8 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   fi
+  # what the engine left mounted (its network namespace)
+  grep -o " $state/[^ ]*" /proc/mounts | sort -r | xargs -r umount -l
   rm -rf "$state"
 }
 trap cleanup EXIT

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
@@ -42,10 +43,16 @@ class Stack:
     env: dict[str, str]
     files: list[Path] = field(default_factory=lambda: [HERE / "compose.host.yml"])
     profiles: list[str] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None  # once ./certs has a certificate
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"https://127.0.0.1:{self.env['APP_TLS_PORT']}"
         return f"http://127.0.0.1:{self.env['APP_PORT']}"
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, verify=self.tls or True)
 
     def compose(self, *args: str, timeout: float = 600) -> str:
         command = ["docker", "compose", "-f", str(self.folder / "docker-compose.yml")]
@@ -92,7 +99,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     shutil.copy(ROOT / ".env.example", folder / ".env")
     for name in ("deploy", "src"):
         (folder / name).symlink_to(ROOT / name)
-    ports = {name: str(free_port()) for name in ("APP_PORT", "BACKEND_PORT", "PG_PORT")}
+    names = ("APP_PORT", "APP_TLS_PORT", "BACKEND_PORT", "PG_PORT")
+    ports = {name: str(free_port()) for name in names}
     made = Stack(folder, {**os.environ, **ports})
     yield made
     made.profiles = ["postgres"]
@@ -106,16 +114,16 @@ def generate(stack: Stack, prompt: str, count: int = 1) -> list[dict[str, Any]]:
     ids = []
     for n in range(count):
         created = httpx.post(
-            stack.url + "/api/v1/generate", json={"prompt": f"{prompt} {n}", "num_images": 1}
+            stack.url + "/api/v1/generate",
+            json={"prompt": f"{prompt} {n}", "num_images": 1},
+            verify=stack.tls or True,
         )
         assert created.status_code == 201, created.text
         ids.append(created.json()["task_id"])
     done = []
     for task_id in ids:
         deadline = time.monotonic() + 300  # a safety net for a busy machine
-        while (task := httpx.get(f"{stack.url}/api/v1/task/{task_id}").json())[
-            "status"
-        ] != "completed":
+        while (task := stack.get(f"/api/v1/task/{task_id}").json())["status"] != "completed":
             assert task["status"] in ("pending", "processing"), task
             assert time.monotonic() < deadline, task
             time.sleep(0.2)
@@ -167,22 +175,30 @@ def test_stack_comes_up_healthy_on_a_fresh_folder(stack: Stack) -> None:
     assert not (stack.folder / "logs").exists()
 
 
-def test_demo_generation_through_nginx_is_kept_across_a_restart(stack: Stack) -> None:
+def test_demo_generation_through_nginx_is_kept_across_a_restart_with_https_on(
+    stack: Stack,
+) -> None:
     (task,) = generate(stack, "a lighthouse in the fog")
     image = task["images"][0]
-    original = httpx.get(stack.url + image["url"] + "?download=1")
+    original = stack.get(image["url"] + "?download=1")
     assert original.status_code == 200 and original.content[:2] == b"\xff\xd8"
     assert "x-accel-redirect" not in original.headers, "nginx sent the file itself"
-    thumbnail = httpx.get(stack.url + image["thumbnail_url"])
+    thumbnail = stack.get(image["thumbnail_url"])
     assert thumbnail.status_code == 200 and thumbnail.content[8:12] == b"WEBP"
-    history = httpx.get(stack.url + "/api/v1/history").json()
+    history = stack.get("/api/v1/history").json()
+    with pytest.raises(httpx.ConnectError):  # no certificate yet: no HTTPS
+        httpx.get(f"https://127.0.0.1:{stack.env['APP_TLS_PORT']}/", verify=False)
 
     stack.compose("down", "--timeout", "20")
+    # the engine made ./certs (root's, empty) for the mount: a certificate there turns HTTPS on
+    stack.tls = self_signed(stack.folder / "certs")
     seconds = stack.up()
     print(f"\nfigure: again up and healthy after `down` in {seconds:.1f} s")
-    assert httpx.get(stack.url + "/api/v1/history").json() == history
-    again = httpx.get(stack.url + image["url"] + "?download=1")
+    assert stack.get("/api/v1/history").json() == history
+    again = stack.get(image["url"] + "?download=1")
     assert again.status_code == 200 and again.content == original.content
+    plain = httpx.get(f"http://127.0.0.1:{stack.env['APP_PORT']}/api/v1/history")
+    assert plain.status_code == 308 and plain.headers["location"].startswith("https://")
 
 
 def test_postgres_profile_with_two_workers_runs_every_task_on_a_worker(stack: Stack) -> None:
@@ -218,4 +234,4 @@ def test_postgres_profile_with_two_workers_runs_every_task_on_a_worker(stack: St
     split = sorted(list(started.values()).count(c) for c in set(started.values()))
     print(f"figure: 6 tasks done by the workers, split {split}")
     for task in tasks:
-        assert httpx.get(stack.url + task["images"][0]["url"]).status_code == 200
+        assert stack.get(task["images"][0]["url"]).status_code == 200
