@@ -17,8 +17,10 @@ mirror=$(awk '/^URIs:/ {print $2; exit}' "$sources" 2>/dev/null || true)
 
 rootfs=${ROOTFS:-$work/rootfs}
 if [ ! -x "$rootfs/usr/bin/apt-get" ]; then
+  start=$(date +%s)
   debootstrap --variant=minbase --include=ca-certificates bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" \
     || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+  echo "debootstrap of bookworm in $(($(date +%s) - start)) s"
 fi
 # The stand-ins' apt reads the same sources as the host's (bookworm, updates, security).
 rm -f "$rootfs/etc/apt/sources.list"
@@ -41,9 +43,11 @@ python_image=$(awk '/^FROM / {print $2; exit}' Dockerfile)
 nginx_image=$(awk '$1 == "image:" && $2 ~ /^nginx:/ {print $2; exit}' docker-compose.yml)
 postgres_image=$(awk '$1 == "image:" && $2 ~ /^postgres:/ {print $2; exit}' docker-compose.yml)
 build() {
+  local start
+  start=$(date +%s)
   docker build --network host -q -f "$standins/$1.Dockerfile" -t "$2" "$standins" >"$work/$1.log" 2>&1 \
     || { cat "$work/$1.log" >&2; return 1; }
-  echo "stand-in $2 built from $standins/$1.Dockerfile"
+  echo "stand-in $2 built from $standins/$1.Dockerfile in $(($(date +%s) - start)) s"
 }
 # In parallel: most of each build is waiting for the mirror.
 build python "$python_image" & p1=$!

@@ -55,5 +55,5 @@ phase "engine $(docker version -f '{{.Server.Version}}') running"
 bash scripts/docker-standins.sh
 phase "stand-in base images built"
 
-"$VENV/bin/pytest" -p no:cacheprovider -o addopts="" -s -v tests/docker
+"$VENV/bin/pytest" -p no:cacheprovider -s -v tests/docker
 phase "done"
