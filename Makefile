@@ -6,7 +6,7 @@ HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 STAMP := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: run test check css screenshots lock
+.PHONY: run test test-docker check css screenshots lock
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,8 +28,13 @@ test: $(STAMP)
 	bash scripts/system-deps.sh
 	bash scripts/check-assets.sh
 	$(MAKE) --no-print-directory check
-	$(VENV)/bin/pytest -n 2 --dist worksteal --durations=10 --cov --cov-report= --ignore=tests/e2e
+	$(VENV)/bin/pytest -n 2 --dist worksteal --durations=10 --cov --cov-report= --ignore=tests/e2e --ignore=tests/docker
 	$(VENV)/bin/pytest -n 2 --dist worksteal --cov --cov-append --cov-report=term --cov-fail-under=85 tests/e2e
+
+## test-docker: the image built and the compose stack run on a Docker engine of its own
+## (installs Docker and debootstrap if missing; root; a few minutes)
+test-docker: $(STAMP)
+	VENV=$(VENV) bash scripts/docker-test.sh
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .

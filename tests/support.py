@@ -12,6 +12,7 @@ import pwd
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -376,6 +377,21 @@ def behind_nginx(root: Path, **settings: Any) -> Iterator[tuple[Server, Nginx]]:
         server.stop()
 
 
+def self_signed(directory: Path) -> ssl.SSLContext:
+    """A certificate for 127.0.0.1 where the compose file mounts ./certs; a client trusting it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(directory / "privkey.pem"), "-out", str(directory / "fullchain.pem")),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return ssl.create_default_context(cafile=directory / "fullchain.pem")
+
+
 class Nginx:
     """The real nginx binary, unprivileged, with the deploy template in front of a backend."""
 
@@ -384,12 +400,18 @@ class Nginx:
     def __init__(self, tmp: Path, backend_port: int, data: Path) -> None:
         self.dir = tmp / "nginx"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port, self.tls_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.tls_url = f"https://127.0.0.1:{self.tls_port}"
+        # HTTPS is on when a certificate is put here before start (deploy/nginx/tls.sh)
+        self.tls_dir = self.dir / "certs"
         server = render_nginx_template(
             {
                 "BACKEND_UPSTREAM": f"127.0.0.1:{backend_port}",
                 "NGINX_PORT": f"127.0.0.1:{self.port}",
+                "NGINX_TLS_PORT": f"127.0.0.1:{self.tls_port}",
+                "TLS_DIR": str(self.tls_dir),
+                "TLS_PUBLIC_PORT": str(self.tls_port),
                 "STATIC_ROOT": str(STATIC_ROOT),
                 "IMAGE_ROOT": str(data / "images"),
                 "THUMBNAIL_ROOT": str(data / "thumbnails"),
@@ -407,10 +429,24 @@ class Nginx:
     def command(self, *extra: str) -> list[str]:
         return [self.BINARY, "-p", str(self.dir), "-c", str(self.conf), *extra]
 
+    def switch_tls(self) -> str:
+        """What the nginx image runs before nginx starts (docker-compose.yml mounts it)."""
+        env = {
+            **os.environ,
+            "NGINX_CONF": str(self.dir / "default.conf"),
+            "TLS_DIR": str(self.tls_dir),
+        }
+        script = NGINX_TEMPLATE.parent / "tls.sh"
+        return subprocess.run(
+            ["sh", str(script)], env=env, check=True, capture_output=True, text=True
+        ).stdout
+
     def test_config(self) -> subprocess.CompletedProcess[str]:
+        self.switch_tls()
         return subprocess.run(self.command("-t"), capture_output=True, text=True, check=False)
 
     def start(self) -> None:
+        self.switch_tls()
         self.process = subprocess.Popen(
             self.command("-g", "daemon off;"), stderr=(self.dir / "stderr.log").open("wb")
         )

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.sync.client import connect
 
-from tests.support import Nginx, Server, free_port
+from tests.support import Nginx, Server, behind_nginx, free_port, self_signed
 
 
 def test_rendered_template_passes_nginx_t(tmp_path: Path) -> None:
@@ -151,3 +152,37 @@ def test_the_app_sees_the_clients_address_through_nginx_whatever_it_claims(
     assert created.status_code == 201, created.text
     entries = httpx.get(nginx.url + "/api/v1/audit").json()
     assert [e["client"] for e in entries] == ["127.0.0.1"]
+
+
+def test_without_a_certificate_nginx_serves_plain_http_only(proxied: tuple[Server, Nginx]) -> None:
+    _, nginx = proxied
+    assert "plain HTTP only" in nginx.switch_tls()
+    assert httpx.get(nginx.url + "/").status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(nginx.tls_url + "/api/v1/health", verify=False)
+
+
+def test_with_a_certificate_nginx_serves_https_and_plain_http_redirects(tmp_path: Path) -> None:
+    trust = self_signed(tmp_path / "nginx" / "certs")
+    with behind_nginx(tmp_path) as (_, nginx):
+        with httpx.Client(base_url=nginx.tls_url, verify=trust) as https:
+            page = https.get("/")
+            assert page.status_code == 200 and "volcimage" in page.text
+            assert page.headers["strict-transport-security"] == "max-age=31536000"
+            created = https.post("/api/v1/generate", json={"prompt": "over TLS"}).json()
+            deadline = time.monotonic() + 120  # a safety net for a busy machine
+            while (task := https.get(f"/api/v1/task/{created['task_id']}").json())[
+                "status"
+            ] != "completed":
+                assert time.monotonic() < deadline, task
+                time.sleep(0.1)
+            image = https.get(task["images"][0]["url"])
+            assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
+            with https.stream("GET", "/api/v1/events", timeout=10) as stream:
+                assert next(stream.iter_lines()) == "event: ready"
+
+        plain = httpx.get(nginx.url + "/api/v1/tasks?limit=1")
+        assert plain.status_code == 308
+        assert plain.headers["location"] == f"{nginx.tls_url}/api/v1/tasks?limit=1"
+        # the container's own health check stays on plain HTTP
+        assert httpx.get(nginx.url + "/api/v1/health").json()["status"] == "ok"

@@ -54,6 +54,13 @@ def test_write_atomic_leaves_no_temp_files(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["b.bin"]
 
 
+def test_written_files_are_readable_by_the_proxy_user(tmp_path: Path) -> None:
+    """nginx runs as another user than the app and reads the files for X-Accel-Redirect."""
+    target = tmp_path / "ab" / "abc.jpg"
+    write_atomic(target, b"bytes")
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
 def test_local_store_keys_are_relative_and_cannot_escape(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "img", tmp_path / "thumb", tmp_path / "up")
     key = store.save_original(b"data", "ab" + "0" * 62, ".jpg")

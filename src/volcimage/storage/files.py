@@ -33,6 +33,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     prefix = f"{TEMP_PREFIX}{HOST}-{os.getpid()}-"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=path.suffix)
     try:
+        # mkstemp makes it 0600; nginx (another user) sends it after X-Accel-Redirect
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
