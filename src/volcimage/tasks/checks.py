@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import get_args
 
-from volcimage.catalog.models import Catalog, ModelInfo
+from volcimage.catalog.models import Catalog, ModelInfo, Param
 from volcimage.core.errors import ValidationError
 from volcimage.tasks.params import GenerationParams
 
@@ -16,21 +17,8 @@ GUIDANCE_WORDS = 600
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 UPSCALE_SIDES = {"4k": 4096, "8k": 8192}
 # What a parameter's value is when it is not given: a value besides it asks for the parameter.
-_UNSET: dict[str, object] = {"web_search": False}
-OPTIONAL = (
-    "seed",
-    "scale",
-    "steps",
-    "negative_prompt",
-    "output_format",
-    "optimize_prompt",
-    "web_search",
-    "use_pre_llm",
-    "background",
-    "mask",
-    "outpaint",
-    "upscale",
-)
+_UNSET: dict[str, object] = {"web_search": False, "watermark": False}
+OPTIONAL: tuple[str, ...] = get_args(Param)  # each taken only by the models that name it
 NEEDED_BY_KIND = {"inpaint": "mask", "outpaint": "outpaint", "upscale": "upscale"}
 
 

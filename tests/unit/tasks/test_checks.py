@@ -218,6 +218,11 @@ TOOL: dict[str, Any] = {
 }
 
 
+def test_a_tool_takes_no_watermark() -> None:
+    given = {"source_image_id": "s", "mask": "k", "watermark": True}
+    assert refused(given, **TOOL) == {"field": "watermark", "supported": ["mask", "seed"]}
+
+
 def test_a_tool_needs_its_source_and_a_model_takes_none() -> None:
     assert refused({"mask": "k"}, **TOOL) == {"field": "source_image_id"}
     assert check({"source_image_id": "s", "mask": "k"}, **TOOL)
