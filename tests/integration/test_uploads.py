@@ -49,6 +49,27 @@ async def test_upload_is_sniffed_cleaned_and_served(
 
 
 @pytest.mark.parametrize(
+    ("fmt", "mime"),
+    [("HEIF", "image/jpeg"), ("WEBP", "image/png"), ("BMP", "image/png"), ("TIFF", "image/png")],
+)
+async def test_heic_webp_bmp_and_tiff_are_taken_and_converted(
+    app_client: httpx.AsyncClient, fmt: str, mime: str
+) -> None:
+    """The upstream takes JPEG and PNG: a phone's HEIC becomes a JPEG, the others a PNG."""
+    picture = PILImage.open(io.BytesIO(render_image("a phone photo", 1, 320, 240)))
+    out = io.BytesIO()
+    picture.save(out, fmt)
+    files = {"file": ("photo." + fmt.lower(), out.getvalue(), "application/octet-stream")}
+    response = await app_client.post(f"{API}/uploads", files=files)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["mime_type"] == mime and (body["width"], body["height"]) == (320, 240)
+    stored = await app_client.get(body["url"])
+    with PILImage.open(io.BytesIO(stored.content)) as kept:
+        assert kept.format == mime.split("/")[1].upper()
+
+
+@pytest.mark.parametrize(
     ("data", "message"),
     [
         (b"", "empty"),

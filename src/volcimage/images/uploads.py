@@ -15,11 +15,14 @@ import warnings
 
 from PIL import Image as PILImage
 from PIL import ImageOps
+from pillow_heif import register_heif_opener
 
 from volcimage.core.errors import ValidationError
 from volcimage.images.processing import StoredImage, make_thumbnail
 
-ACCEPTED = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
+register_heif_opener()  # Pillow opens HEIC/HEIF with it; the upload is re-encoded as JPEG
+ACCEPTED = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF"}
+PHOTOS = {"JPEG", "HEIF"}  # kept as JPEG; the others as PNG (lossless, alpha kept)
 MIN_SIDE = 15  # the API wants each side > 14 px
 MAX_PIXELS = 6000 * 6000  # Seedream's largest input
 MAX_RATIO = 16
@@ -81,7 +84,7 @@ def clean_upload(raw: bytes, max_bytes: int, thumb_size: int, quality: int) -> S
             max_ratio=MAX_RATIO,
         )
     out = io.BytesIO()
-    if fmt == "JPEG":
+    if fmt in PHOTOS:
         picture = picture.convert("L" if picture.mode == "L" else "RGB")
         picture.save(out, "JPEG", quality=95)
         mime = "image/jpeg"
@@ -108,7 +111,7 @@ def _decode(raw: bytes) -> tuple[PILImage.Image, str]:
             width, height = probe.size
             if fmt not in ACCEPTED:
                 raise _bad(
-                    f"{fmt} files are not accepted; use JPEG, PNG or WebP", "format", format=fmt
+                    f"{fmt} files are not accepted; use JPEG, PNG, WebP or HEIC", "format", format=fmt
                 )
             if width * height > MAX_PIXELS:
                 raise _too_many_pixels(width * height, width, height)
