@@ -134,3 +134,19 @@ def test_prompt_optimisation_modes(ark: Ark, model: str, mode: str) -> None:
     pro only."""
     options = OptimizePromptOptions(mode=mode)
     assert ark.images.generate(model=model, prompt="a lantern", optimize_prompt_options=options)
+
+
+def test_a_layer_decomposition_is_a_base_image_and_its_layers(ark: Ark) -> None:
+    """Fact (unconfirmed): 5.0 pro/flash's layer_decomposition makes a base image and up to 16
+    layers in one call, each layer a PNG with alpha; other models refuse it."""
+    answer = ark.images.generate(
+        model=PRO, prompt="a lantern", layer_decomposition=True, response_format="b64_json"
+    )
+    assert 2 <= len(answer.data) <= 17
+    assert answer.usage.generated_images == len(answer.data)
+    for item in answer.data[1:]:
+        layer = PILImage.open(io.BytesIO(base64.b64decode(item.b64_json)))
+        assert layer.format == "PNG" and layer.mode == "RGBA"
+    with pytest.raises(ArkBadRequestError) as info:
+        ark.images.generate(model=S50, prompt="a lantern", layer_decomposition=True)
+    assert info.value.param == "layer_decomposition"

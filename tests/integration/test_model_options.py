@@ -149,3 +149,27 @@ async def test_retired_models_and_price_overrides_come_from_settings(make_studio
         assert models["seedream-5.0-pro"]["confirmed"] is False
         assert models["jimeng-4.0"]["prices"][0]["since"]
         assert "upstream_id" not in models["jimeng-4.6"]
+
+
+async def test_a_layer_decomposition_keeps_the_base_and_every_layer(
+    app_client: httpx.AsyncClient,
+) -> None:
+    """One paid call, all its images stored; the task reserved 17 (the most a call makes) and
+    completes with however many layers the model found."""
+    task = await generated(app_client, model="seedream-5.0-pro", layer_decomposition=True)
+    assert task["num_images"] == 17 and task["error"] is None
+    assert 2 <= len(task["images"]) <= 17
+    assert task["params"]["layer_decomposition"] is True
+    layers = [await app_client.get(image["url"]) for image in task["images"][1:]]
+    for layer in layers:
+        assert PILImage.open(io.BytesIO(layer.content)).mode == "RGBA"
+    refused_group = await app_client.post(
+        "/api/v1/generate",
+        json={
+            "prompt": "x",
+            "model": "seedream-5.0-pro",
+            "layer_decomposition": True,
+            "num_images": 2,
+        },
+    )
+    assert refused_group.status_code == 400

@@ -30,6 +30,7 @@ Param = Literal[
     "mask",
     "outpaint",
     "upscale",
+    "layer_decomposition",
 ]
 # t2i: from a prompt (and references); i2i: from one image; the rest are editing tools
 Kind = Literal["t2i", "i2i", "inpaint", "outpaint", "upscale"]

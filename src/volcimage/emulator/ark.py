@@ -28,6 +28,7 @@ from volcimage.catalog.models import ModelInfo, load_catalog
 from volcimage.emulator.controls import EmulatorState, delay
 from volcimage.emulator.references import check_picture, decode_reference
 from volcimage.emulator.render import render_image
+from volcimage.emulator.seedream import seedream_options
 
 MAX_SEED = 2147483647
 GUIDANCE_SCALE = (1, 10)  # the API's range; models the catalog gives no scale (4.x) ignore it
@@ -173,6 +174,7 @@ class Plan:
     output_format: str = "jpeg"
     transparent: bool = False
     web_search: bool = False
+    layered: bool = False  # a layer decomposition: the base image, then its layers
 
 
 def _check_auth(request: Request) -> None:
@@ -241,35 +243,15 @@ def _validate(body: dict[str, Any]) -> Plan:
             )
     if seed == -1:
         seed = random.randint(0, MAX_SEED)
+    if body.get("layer_decomposition"):
+        if "layer_decomposition" not in model.params or count > 1:
+            raise _invalid("layer_decomposition", f"{model.upstream_id} makes no layers here")
+        count = 1 + 2 + seed % 5  # a base image and the layers the model finds (2–6 here)
     reference = next((r for r in references if r is not None), None)
-    options = _options(model, body)
+    options = seedream_options(model, body, _invalid)
     return Plan(
         str(model_id), width, height, seed, prompt, count, response_format, reference, **options
     )
-
-
-def _options(model: ModelInfo, body: dict[str, Any]) -> dict[str, Any]:
-    """Seedream 4.x/5.0's options, each only where the model takes it (the catalog's)."""
-    given = {
-        "output_format": body.get("output_format"),
-        "optimize_prompt": (body.get("optimize_prompt_options") or {}).get("mode"),
-        "background": body.get("background"),
-    }
-    for name, value in given.items():
-        if value is None:
-            continue
-        allowed = model.choices.get(name, [])
-        if value not in allowed:
-            field = "optimize_prompt_options.mode" if name == "optimize_prompt" else name
-            raise _invalid(field, f"{model.upstream_id} takes {allowed or 'none'}")
-    tools = body.get("tools") or []
-    if tools and (tools != [{"type": "web_search"}] or "web_search" not in model.params):
-        raise _invalid("tools", f"{model.upstream_id} takes only [{{type: web_search}}] or none")
-    return {
-        "output_format": given["output_format"] or "jpeg",
-        "transparent": given["background"] == "transparent",
-        "web_search": bool(tools),
-    }
 
 
 # SeedEdit's `adaptive` size: the preset nearest to the input's aspect ratio.
@@ -380,14 +362,15 @@ def _error(exc: ArkError, request_id: str) -> JSONResponse:
 
 
 def _make_image(plan: Plan, index: int, state: EmulatorState, base: str) -> dict[str, Any]:
+    layer = plan.layered and index > 0  # a layer of a decomposition: a PNG with alpha
     data = render_image(
         plan.prompt,
         plan.seed + index,
         plan.width,
         plan.height,
-        fmt=plan.output_format,
+        fmt="png" if layer else plan.output_format,
         reference=plan.reference,
-        transparent=plan.transparent,
+        transparent=plan.transparent or layer,
     )
     item: dict[str, Any] = {"size": f"{plan.width}x{plan.height}"}
     if plan.response_format == "b64_json":

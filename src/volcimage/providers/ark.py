@@ -146,6 +146,8 @@ class ArkProvider:
             kwargs["optimize_prompt_options"] = OptimizePromptOptions(mode=request.optimize_prompt)
         if request.web_search:
             kwargs["tools"] = [ContentGenerationTool(type="web_search")]
+        if request.layer_decomposition:
+            kwargs["layer_decomposition"] = True
         if request.background:  # Seedream 5.0 pro/flash; the client has no argument for it
             kwargs["extra_body"] = {"background": request.background}
         kwargs.update(request.upstream_params)

@@ -46,6 +46,7 @@ class ImageRequest:
     background: str | None = None
     outpaint: dict[str, float] | None = None  # top, bottom, left, right: fractions of a side
     upscale: str | None = None  # 4k or 8k
+    layer_decomposition: bool = False  # one call: a base image and its layers
     timeout: float | None = None  # seconds the call may take; None: the client's own
 
 

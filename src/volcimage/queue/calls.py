@@ -111,6 +111,7 @@ def image_request(
         background=params.background,
         outpaint=params.outpaint.model_dump() if params.outpaint else None,
         upscale=params.upscale,
+        layer_decomposition=params.layer_decomposition,
         timeout=timeout,
     )
 

@@ -78,7 +78,7 @@ class TaskSnapshot:
 
     @property
     def slots(self) -> int:
-        return slots_of(self.params.num_images, self.params.group)
+        return slots_of(self.params.num_images, self.params.one_call)
 
 
 @dataclass

@@ -30,9 +30,9 @@ WINDOW = timedelta(minutes=1)  # Ark's limit is images per minute (IPM)
 CANDIDATES = 500  # queued tasks a claim looks at, past those of models that can take none
 
 
-def slots_of(num_images: int, group: bool) -> int:
-    """A task's paid calls: one per image, or one for a whole group."""
-    return 1 if group else num_images
+def slots_of(num_images: int, one_call: bool) -> int:
+    """A task's paid calls: one per image, or one for a group or a layer decomposition."""
+    return 1 if one_call else num_images
 
 
 def call_timeout(settings: Settings, model: ModelInfo, images: int) -> float:
@@ -148,7 +148,9 @@ class Limits:
 def load_of(row: Any) -> Load:
     """A Load from a row of (id, model, num_images, params)."""
     pk, model, num_images, params = row
-    return Load(pk, model, num_images, slots_of(num_images, bool((params or {}).get("group"))))
+    stored = params or {}
+    one_call = bool(stored.get("group") or stored.get("layer_decomposition"))
+    return Load(pk, model, num_images, slots_of(num_images, one_call))
 
 
 LOAD_COLUMNS = (Task.id, Task.model, Task.num_images, Task.params)

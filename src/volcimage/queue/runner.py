@@ -130,7 +130,8 @@ class Runner:
         )
         end = settle(
             results,
-            asked=task.params.num_images,
+            # a layer decomposition makes as many layers as the upstream finds: one is enough
+            asked=1 if task.params.layer_decomposition else task.params.num_images,
             retry_count=task.retry_count,
             max_retries=self.settings.MAX_RETRY_COUNT,
             retried_for=task.retried_for,

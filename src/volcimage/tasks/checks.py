@@ -17,7 +17,7 @@ GUIDANCE_WORDS = 600
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 UPSCALE_SIDES = {"4k": 4096, "8k": 8192}
 # What a parameter's value is when it is not given: a value besides it asks for the parameter.
-_UNSET: dict[str, object] = {"web_search": False, "watermark": False}
+_UNSET: dict[str, object] = {"web_search": False, "watermark": False, "layer_decomposition": False}
 OPTIONAL: tuple[str, ...] = get_args(Param)  # each taken only by the models that name it
 NEEDED_BY_KIND = {"inpaint": "mask", "outpaint": "outpaint", "upscale": "upscale"}
 
@@ -98,6 +98,12 @@ def _check_prompt(request: GenerationParams, model: ModelInfo) -> list[str]:
 
 
 def _check_count(request: GenerationParams, model: ModelInfo) -> None:
+    if request.layer_decomposition and (request.group or request.num_images != 1):
+        raise ValidationError(
+            "A layer decomposition is one call (a base image and its layers): "
+            "give num_images 1 and no group",
+            {"field": "num_images", "max": 1},
+        )
     if request.group and not model.max_group_images:
         raise ValidationError(
             f"{model.name} does not make image groups", {"field": "group", "value": True}

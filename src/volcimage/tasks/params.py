@@ -20,6 +20,7 @@ from volcimage.core.text import Text
 from volcimage.tasks.models import Task
 
 Side = Annotated[int, Field(ge=1, le=16384)]
+LAYER_IMAGES = 17  # a layer decomposition: a base image and up to 16 layers, from one call
 NegativePrompt = Annotated[Text, Field(max_length=2000)]
 
 
@@ -76,6 +77,11 @@ class GenerationParams(BaseModel):
         None, description="Jimeng 3.x, General 3.0: expand the prompt first (upstream: on)"
     )
     background: Literal["transparent"] | None = Field(None, description="Seedream 5.0 pro/flash")
+    layer_decomposition: bool = Field(
+        False,
+        description="Seedream 5.0 pro/flash: one call makes a base image and up to 16 layers "
+        f"(it reserves {LAYER_IMAGES} images of the quota and the model's minute)",
+    )
     source_image_id: Text | None = Field(
         None, description="The image an editing tool works on: an upload or a stored image"
     )
@@ -112,10 +118,15 @@ class TaskParams(GenerationParams):
 
     @classmethod
     def chosen(cls, params: GenerationParams, model: str, width: int, height: int) -> TaskParams:
-        """`params` (validated) with the model and size chosen for them."""
-        return cls.model_construct(
-            **{**dict(params), "model": model, "width": width, "height": height}
-        )
+        """`params` (validated) with the model and size chosen for them; a layer
+        decomposition is asked for as the images its one call may make."""
+        chosen = {"model": model, "width": width, "height": height}
+        return cls.model_construct(**dict(params) | chosen | {"num_images": images_asked(params)})
+
+    @property
+    def one_call(self) -> bool:
+        """All its images come from one paid call: a group, or a layer decomposition."""
+        return self.group or self.layer_decomposition
 
     @classmethod
     def of_task(cls, task: Task) -> TaskParams:
@@ -139,6 +150,12 @@ class TaskParams(GenerationParams):
         columns = {name: values.pop(name, None) for name in COLUMNS}
         values["reference_images"] = list(inputs)
         return {**columns, "params": {**values, "provider": provider}}
+
+
+def images_asked(params: GenerationParams) -> int:
+    """The images a request may make (and the quota and the model's minute reserve): a layer
+    decomposition's call may make a base image and 16 layers."""
+    return LAYER_IMAGES if params.layer_decomposition else params.num_images
 
 
 def references_of(task: Task) -> list[dict[str, str]]:

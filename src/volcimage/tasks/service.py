@@ -19,7 +19,7 @@ from volcimage.tasks import quota
 from volcimage.tasks import reads as reads
 from volcimage.tasks.checks import Input, check_inputs, check_request, output_size
 from volcimage.tasks.models import FINAL_STATUSES, Image, Task, TaskStatus, Upload, UserTag
-from volcimage.tasks.params import GenerationParams, TaskParams
+from volcimage.tasks.params import GenerationParams, TaskParams, images_asked
 from volcimage.tasks.quota import ACTIVE_STATUSES
 from volcimage.tasks.schemas import TaskPublic
 
@@ -36,7 +36,7 @@ async def create_task(
     the request passed with (a prompt past the model's guidance)."""
     checked = check_request(request, catalog)
     model, width, height = checked.model, checked.width, checked.height
-    await quota.reserve(session, settings, caller.user_id, request.num_images)
+    await quota.reserve(session, settings, caller.user_id, images_asked(request))
     inputs: list[dict[str, str]] = []
     found: list[Input] = []
     for field, role, ref_id in _inputs(request):

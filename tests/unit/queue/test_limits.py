@@ -94,6 +94,8 @@ def test_running_and_recent_tasks_count_against_their_limits() -> None:
 def test_a_row_of_a_task_is_read_as_its_load() -> None:
     assert load_of((7, ARK2, 3, {"group": True})) == Load(7, ARK2, 3, 1)
     assert load_of((8, ARK, 3, None)) == Load(8, ARK, 3, 3)
+    # a layer decomposition: one call, which may make 17 images of the model's minute
+    assert load_of((9, ARK, 17, {"layer_decomposition": True})) == Load(9, ARK, 17, 1)
 
 
 def test_a_calls_time_is_the_models_own_times_the_images_it_makes() -> None:

@@ -46,6 +46,7 @@ def test_a_file_carries_what_reproduces_it() -> None:
         "group": False,
         "reference_images": ["upload-1"],
         "web_search": False,
+        "layer_decomposition": False,
     }
 
 

@@ -19,6 +19,7 @@ from volcimage.catalog.models import (
 )
 from volcimage.core.errors import ValidationError
 from volcimage.tasks.checks import Input, check_inputs, check_request, output_size
+from volcimage.tasks.params import images_asked
 from volcimage.tasks.schemas import GenerateRequest
 
 
@@ -285,3 +286,13 @@ def test_inputs_meet_the_models_limits_and_a_mask_its_source() -> None:
     with pytest.raises(ValidationError, match="single-channel"):
         check_inputs(limited, [source, Input("mask", "k", 400, 300, 10, "RGB")])
     check_inputs(limited, [source, Input("mask", "k", 400, 300, 10, "RGBA")])
+
+
+def test_a_layer_decomposition_is_one_call_reserving_seventeen_images() -> None:
+    layered = {"params": ["layer_decomposition"]}
+    assert check({"layer_decomposition": True}, **layered)
+    assert images_asked(GenerateRequest(prompt="x", layer_decomposition=True)) == 17
+    assert images_asked(GenerateRequest(prompt="x", num_images=3)) == 3
+    two = refused({"layer_decomposition": True, "num_images": 2}, **layered)
+    assert two == {"field": "num_images", "max": 1}
+    assert refused({"layer_decomposition": True})["field"] == "layer_decomposition"

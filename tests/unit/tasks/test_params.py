@@ -59,6 +59,7 @@ def test_the_parameters_with_a_column_are_stored_there_and_the_rest_in_the_json(
         "web_search",
         "use_pre_llm",
         "background",
+        "layer_decomposition",
         "source_image_id",
         "mask",
         "outpaint",
@@ -87,6 +88,7 @@ def test_a_task_is_stored_with_the_model_and_size_chosen_as_it_always_was() -> N
                 {"kind": "image", "id": "image-1"},
             ],
             "web_search": False,
+            "layer_decomposition": False,
             "provider": "ark",
         },
     }
