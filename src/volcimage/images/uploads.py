@@ -111,7 +111,9 @@ def _decode(raw: bytes) -> tuple[PILImage.Image, str]:
             width, height = probe.size
             if fmt not in ACCEPTED:
                 raise _bad(
-                    f"{fmt} files are not accepted; use JPEG, PNG, WebP or HEIC", "format", format=fmt
+                    f"{fmt} files are not accepted; use JPEG, PNG, WebP or HEIC",
+                    "format",
+                    format=fmt,
                 )
             if width * height > MAX_PIXELS:
                 raise _too_many_pixels(width * height, width, height)
