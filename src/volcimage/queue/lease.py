@@ -198,7 +198,6 @@ class Lease:
     async def claim(self, limit: int, running: Collection[int]) -> list[int]:
         """Up to `limit` tasks leased to this runner; `running` are its own, still at work.
         Only tasks within the upstream's limits are taken (queue/limits.py)."""
-        now = utcnow()
         async with self.writer.sessionmaker() as session:
             # count and claim as one step across workers: the advisory lock, or on SQLite
             # its one write lock, taken before the counts are read
@@ -206,6 +205,9 @@ class Lease:
                 await session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
             else:
                 await session.execute(text("BEGIN IMMEDIATE"))
+            # the time once the lock is held: a task committed while this claim waited for it
+            # must look older than its claim (the page drops an event older than what it has)
+            now = utcnow()
             usage = await read_usage(session, self.limits, now)
             # MAX_CONCURRENT_TASKS holds for the whole deployment, every worker together
             limit = min(limit, self.settings.MAX_CONCURRENT_TASKS - usage.under_way)
