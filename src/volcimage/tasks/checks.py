@@ -180,7 +180,8 @@ def _checked_size(request: GenerationParams, model: ModelInfo) -> tuple[int, int
 def output_size(
     request: GenerationParams, model: ModelInfo, source: tuple[int, int], chosen: tuple[int, int]
 ) -> tuple[int, int]:
-    """The size a tool makes from a source of `source` px (`chosen`: the size checked)."""
+    """The size made from a first input of `source` px: a tool's, or an adaptive model's;
+    else `chosen`, the size checked."""
     width, height = source
     if model.kind == "outpaint" and request.outpaint is not None:
         edges = request.outpaint

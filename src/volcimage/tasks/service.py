@@ -45,7 +45,7 @@ async def create_task(
         mode = item.mode if isinstance(item, Upload) else None
         found.append(Input(field, ref_id, item.width, item.height, item.file_size, mode))
     check_inputs(model, found)
-    if found and (model.size_rule.mode == "adaptive" or model.takes_source):
+    if found:  # a tool's result, or an adaptive model's, follows its first input
         width, height = output_size(
             request, model, (found[0].width, found[0].height), (width, height)
         )

@@ -44,23 +44,25 @@ export function studio() {
     providers() {
       return Object.entries(this.$store.session.info.providers || {});
     },
+    // a provider's state as the page shows it: a real one whose key was refused is "refused"
+    shownState(p) {
+      return p.state === "real" && p.connected === false ? "refused" : p.state;
+    },
     providersIn(state) {
-      return this.providers().filter(([, p]) => p.state === state);
+      return this.providers().filter(([, p]) => this.shownState(p) === state);
     },
     providerNames(entries) {
       return entries.map(([name]) => t("provider." + name)).join(t("list.separator"));
     },
     allProviders(state) {
       const all = this.providers();
-      return all.length ? all.every(([, p]) => p.state === state) : this.$store.session.info.mode === state;
+      return all.length ? all.every(([, p]) => this.shownState(p) === state) : this.$store.session.info.mode === state;
     },
     modeText() {
       if (!this.$store.session.info.mode) return "";
       if (this.allProviders("demo")) return t("mode.demo");
-      const refused = (p) => p.state === "real" && p.connected === false;
-      if (this.allProviders("real") && !this.refusedProviders().length) return t("mode.real");
-      const stateOf = (p) => t("providerState." + (refused(p) ? "refused" : p.state));
-      return this.providers().map(([name, p]) => t("provider." + name) + " " + stateOf(p)).join(" · ");
+      if (this.allProviders("real")) return t("mode.real");
+      return this.providers().map(([name, p]) => t("provider." + name) + " " + t("providerState." + this.shownState(p))).join(" · ");
     },
     // `short`: a phone's top bar has room for a word, not the names
     demoBadge(short) {
@@ -73,31 +75,21 @@ export function studio() {
       const info = this.$store.session.info;
       return Boolean(info.mode) && !info.api_connected;
     },
-    refusedProviders() {
-      return this.providers().filter(([, p]) => p.state === "real" && p.connected === false);
-    },
     credentialsBanner() {
       const missing = this.providersIn("not_configured");
-      const refused = this.refusedProviders();
-      if (!missing.length && refused.length) {
-        const vars = refused.flatMap(([, p]) => p.credentials).join(" / ");
-        return {
-          title: t("banner.refused", { names: this.providerNames(refused) }),
-          how: t("banner.refusedHow", { vars }),
-        };
-      }
-      if (!missing.length) return { title: t("banner.noCredentials"), how: t("banner.noCredentialsHow") };
-      const vars = missing.flatMap(([, p]) => p.credentials).join(" / ");
+      const [key, named] = missing.length ? ["notConfigured", missing] : ["refused", this.providersIn("refused")];
+      if (!named.length) return { title: t("banner.noCredentials"), how: t("banner.noCredentialsHow") };
+      const vars = named.flatMap(([, p]) => p.credentials).join(" / ");
       return {
-        title: t("banner.notConfigured", { names: this.providerNames(missing) }),
-        how: t("banner.notConfiguredHow", { vars }),
+        title: t("banner." + key, { names: this.providerNames(named) }),
+        how: t("banner." + key + "How", { vars }),
       };
     },
     connectionText() {
       if (!this.$store.session.access.signed_in) return t("status.signedOut");
       if (!this.$store.tasks.connected) return t("status.reconnecting");
       if (this.$store.session.info.api_connected) return t("status.connected");
-      return this.refusedProviders().length ? t("status.refused") : t("status.noCredentials");
+      return this.providersIn("refused").length ? t("status.refused") : t("status.noCredentials");
     },
   };
 }
