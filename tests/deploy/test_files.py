@@ -18,7 +18,7 @@ import httpx
 import yaml
 from packaging.requirements import Requirement
 
-from tests.support import free_port
+from tests.support import free_port, local
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -120,7 +120,7 @@ def test_container_start_command_serves_and_passes_its_health_check(tmp_path: Pa
     try:
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).is_success:
+                if local.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).is_success:
                     break
             except httpx.HTTPError:
                 pass

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.support import Nginx, Server, behind_nginx, free_port, self_signed
+from tests.support import Nginx, Server, behind_nginx, free_port, local, self_signed
 
 
 def test_rendered_template_passes_nginx_t(tmp_path: Path) -> None:
@@ -25,17 +25,17 @@ def test_page_and_api_through_nginx_keep_the_apps_security_headers(
     proxied: tuple[Server, Nginx],
 ) -> None:
     _, nginx = proxied
-    page = httpx.get(nginx.url + "/")
+    page = local.get(nginx.url + "/")
     assert page.status_code == 200 and "volcimage" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers.get_list("x-content-type-options") == ["nosniff"]
-    health = httpx.get(nginx.url + "/api/v1/health").json()
+    health = local.get(nginx.url + "/api/v1/health").json()
     assert health["status"] == "ok"
 
 
 def test_static_files_come_from_nginx_compressed(proxied: tuple[Server, Nginx]) -> None:
     server, nginx = proxied
-    css = httpx.get(nginx.url + "/static/css/app.css", headers={"Accept-Encoding": "gzip"})
+    css = local.get(nginx.url + "/static/css/app.css", headers={"Accept-Encoding": "gzip"})
     assert css.status_code == 200
     assert css.headers["content-encoding"] == "gzip"
     assert css.headers["cache-control"].startswith("max-age=3600")
@@ -44,41 +44,41 @@ def test_static_files_come_from_nginx_compressed(proxied: tuple[Server, Nginx]) 
 
 def test_images_are_sent_by_nginx_after_the_apps_check(proxied: tuple[Server, Nginx]) -> None:
     server, nginx = proxied
-    created = httpx.post(
+    created = local.post(
         nginx.url + "/api/v1/generate",
         json={"prompt": "through nginx", "model": "seedream-3.0", "num_images": 1},
     ).json()
     deadline = time.monotonic() + 120  # a safety net for a busy machine
-    while (task := httpx.get(f"{nginx.url}/api/v1/task/{created['task_id']}").json())[
+    while (task := local.get(f"{nginx.url}/api/v1/task/{created['task_id']}").json())[
         "status"
     ] != "completed":
         assert time.monotonic() < deadline, task
         time.sleep(0.1)
     image = task["images"][0]
-    direct = httpx.get(server.url + image["url"])
+    direct = local.get(server.url + image["url"])
     assert direct.headers["x-accel-redirect"].startswith("/_protected/images/")
     assert direct.content == b"", "the app sends no bytes itself"
 
-    original = httpx.get(nginx.url + image["url"] + "?download=1")
+    original = local.get(nginx.url + image["url"] + "?download=1")
     assert original.status_code == 200 and original.content[:2] == b"\xff\xd8"
     assert original.headers["content-disposition"].startswith("attachment;")
     assert "x-accel-redirect" not in original.headers
-    thumb = httpx.get(nginx.url + image["thumbnail_url"])
+    thumb = local.get(nginx.url + image["thumbnail_url"])
     assert thumb.status_code == 200 and thumb.content[8:12] == b"WEBP"
-    hidden = httpx.get(nginx.url + "/_protected/images/" + direct.headers["x-accel-redirect"][19:])
+    hidden = local.get(nginx.url + "/_protected/images/" + direct.headers["x-accel-redirect"][19:])
     assert hidden.status_code == 404, "protected files are not reachable directly"
-    missing = httpx.get(nginx.url + "/api/v1/images/not-an-id")
+    missing = local.get(nginx.url + "/api/v1/images/not-an-id")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
 
 def test_events_stream_through_nginx_unbuffered(proxied: tuple[Server, Nginx]) -> None:
     _, nginx = proxied
-    with httpx.stream("GET", nginx.url + "/api/v1/events", timeout=10) as stream:
+    with local.stream("GET", nginx.url + "/api/v1/events", timeout=10) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         assert "content-encoding" not in stream.headers
         lines = stream.iter_lines()
         assert next(lines) == "event: ready"
-        httpx.post(
+        local.post(
             nginx.url + "/api/v1/generate",
             json={"prompt": "live through nginx", "model": "seedream-3.0"},
         )
@@ -121,8 +121,8 @@ def test_bodies_over_their_routes_limit_are_413_in_the_apps_shape(
     rest before the app sees a byte, chunked bodies as they pass the limit."""
     server, nginx = proxied
     two_mb = b"x" * (2 * 1024 * 1024)
-    declared = httpx.post(f"{nginx.url}/api/v1/session", content=two_mb)
-    chunked = httpx.post(f"{nginx.url}/api/v1/generate", content=iter([two_mb[:1024], two_mb]))
+    declared = local.post(f"{nginx.url}/api/v1/session", content=two_mb)
+    chunked = local.post(f"{nginx.url}/api/v1/generate", content=iter([two_mb[:1024], two_mb]))
     for refused in (declared, chunked):
         assert refused.status_code == 413, refused.text
         assert refused.headers["content-type"] == "application/json"
@@ -131,13 +131,13 @@ def test_bodies_over_their_routes_limit_are_413_in_the_apps_shape(
     log = server.log_path.read_text()
     assert "/api/v1/session" not in log and "/api/v1/generate" not in log, "refused by nginx"
 
-    within = httpx.post(f"{nginx.url}/api/v1/uploads", files={"file": ("x.png", two_mb)})
+    within = local.post(f"{nginx.url}/api/v1/uploads", files={"file": ("x.png", two_mb)})
     assert within.status_code == 400 and within.json()["details"]["field"] == "file"
     over_app = b"\0" * (11 * 1024 * 1024)  # within nginx's 32m, over the app's 10 MB
-    refused = httpx.post(f"{nginx.url}/api/v1/uploads", files={"file": ("x.png", over_app)})
+    refused = local.post(f"{nginx.url}/api/v1/uploads", files={"file": ("x.png", over_app)})
     assert refused.status_code == 413 and refused.json()["details"]["limit"] > 10 * 1024 * 1024
     over_nginx = b"\0" * (33 * 1024 * 1024)
-    refused = httpx.post(f"{nginx.url}/api/v1/uploads", files={"file": ("x.png", over_nginx)})
+    refused = local.post(f"{nginx.url}/api/v1/uploads", files={"file": ("x.png", over_nginx)})
     assert refused.status_code == 413 and refused.json()["error"] == "payload_too_large"
 
 
@@ -148,16 +148,16 @@ def test_the_app_sees_the_clients_address_through_nginx_whatever_it_claims(
     in forwarding headers is not believed."""
     _, nginx = proxied
     claims = {"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9"}
-    created = httpx.post(nginx.url + "/api/v1/generate", json={"prompt": "x"}, headers=claims)
+    created = local.post(nginx.url + "/api/v1/generate", json={"prompt": "x"}, headers=claims)
     assert created.status_code == 201, created.text
-    entries = httpx.get(nginx.url + "/api/v1/audit").json()
+    entries = local.get(nginx.url + "/api/v1/audit").json()
     assert [e["client"] for e in entries] == ["127.0.0.1"]
 
 
 def test_without_a_certificate_nginx_serves_plain_http_only(proxied: tuple[Server, Nginx]) -> None:
     _, nginx = proxied
     assert "plain HTTP only" in nginx.switch_tls()
-    assert httpx.get(nginx.url + "/").status_code == 200
+    assert local.get(nginx.url + "/").status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(nginx.tls_url + "/api/v1/health", verify=False)
 
@@ -181,8 +181,8 @@ def test_with_a_certificate_nginx_serves_https_and_plain_http_redirects(tmp_path
             with https.stream("GET", "/api/v1/events", timeout=10) as stream:
                 assert next(stream.iter_lines()) == "event: ready"
 
-        plain = httpx.get(nginx.url + "/api/v1/tasks?limit=1")
+        plain = local.get(nginx.url + "/api/v1/tasks?limit=1")
         assert plain.status_code == 308
         assert plain.headers["location"] == f"{nginx.tls_url}/api/v1/tasks?limit=1"
         # the container's own health check stays on plain HTTP
-        assert httpx.get(nginx.url + "/api/v1/health").json()["status"] == "ok"
+        assert local.get(nginx.url + "/api/v1/health").json()["status"] == "ok"

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.test_studio import open_studio, unique
-from tests.support import Server, moto_s3, s3_settings, serving, wait_task
+from tests.support import Server, local, moto_s3, s3_settings, serving, wait_task
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +42,7 @@ def test_images_from_an_s3_bucket_show_as_thumbnails_and_originals(
 ) -> None:
     server, bucket_url = s3_studio
     prompt = unique("a harbour in fog")
-    created = httpx.post(
+    created = local.post(
         f"{server.url}/api/v1/generate",
         json={"prompt": prompt, "model": "seedream-3.0", "num_images": 2},
     )
@@ -76,7 +75,7 @@ def test_images_from_an_s3_bucket_show_as_thumbnails_and_originals(
 
 def test_only_the_bucket_is_added_to_the_policy(s3_studio: tuple[Server, str]) -> None:
     server, bucket_url = s3_studio
-    policy = httpx.get(server.url + "/").headers["content-security-policy"]
+    policy = local.get(server.url + "/").headers["content-security-policy"]
     images = next(p for p in policy.split("; ") if p.startswith("img-src"))
     bucket = urlsplit(bucket_url)
     assert images == f"img-src 'self' data: blob: {bucket.scheme}://{bucket.netloc}"

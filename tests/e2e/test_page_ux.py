@@ -16,7 +16,7 @@ from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.e2e.test_studio import generate, open_studio, unique
 from tests.error_codes import produced_codes
-from tests.support import jpeg_claiming, wait_task
+from tests.support import jpeg_claiming, local, wait_task
 
 pytestmark = pytest.mark.e2e
 
@@ -328,7 +328,7 @@ def test_drag_a_gallery_image_onto_the_references(page: Page, studio_url: str) -
     made = page.get_by_test_id("gallery-task").filter(has_text=prompt)
     expect(made.get_by_test_id("gallery-image")).to_have_count(1, timeout=20_000)
     task_id = made.get_attribute("data-task-id")
-    task = httpx.get(f"{studio_url}/api/v1/task/{task_id}").json()
+    task = local.get(f"{studio_url}/api/v1/task/{task_id}").json()
     assert [r["kind"] for r in task["params"]["reference_images"]] == ["image"]
     assert errors == []
 

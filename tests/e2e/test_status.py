@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.test_studio import generate, open_studio, unique
+from tests.support import local
 
 pytestmark = pytest.mark.e2e
 
@@ -183,7 +184,7 @@ def test_a_running_task_shows_its_time_against_the_usual_and_the_tab_counts_it(
     timing = card.get_by_test_id("task-timing")
     expect(timing).to_have_text(re.compile(r"^\d+ 秒 / 约 \d+ 秒"), timeout=60_000)
     task_id = card.get_attribute("data-task-id")
-    shown = httpx.get(f"{studio_url}/api/v1/task/{task_id}").json()
+    shown = local.get(f"{studio_url}/api/v1/task/{task_id}").json()
     assert shown["status"] == "processing"
     expect(timing).to_contain_text(f"约 {shown['estimated_seconds']} 秒")  # the API's estimate
     first = int(timing.inner_text().split(" ")[0])

@@ -20,9 +20,7 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
-
-from tests.support import Stack, upstream_calls, wait_task
+from tests.support import Stack, local, upstream_calls, wait_task
 
 TRIALS = int(os.environ.get("CRASH_TRIALS", "6"))
 
@@ -36,7 +34,7 @@ def test_random_sigkills_lose_nothing_and_pay_for_nothing_twice(
         ids: list[str] = []
         for _ in range(TRIALS):
             body = {"prompt": "crash", "model": "seedream-3.0", "num_images": 2}
-            ids.append(httpx.post(f"{stack.api.url}/api/v1/generate", json=body).json()["task_id"])
+            ids.append(local.post(f"{stack.api.url}/api/v1/generate", json=body).json()["task_id"])
             for _kill in range(rng.randint(1, 3)):
                 worker = stack.start_worker()
                 time.sleep(rng.uniform(0.3, 1.5))  # the random point of death

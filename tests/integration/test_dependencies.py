@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import free_port, process_env, wait_task
+from tests.support import free_port, local, process_env, wait_task
 
 ABSENT = ("boto3", "botocore", "volcengine")
 # `volcimage` as its console script runs it, each of ABSENT failing to import as if not installed
@@ -48,13 +48,13 @@ def test_local_storage_serves_and_generates_without_optional_packages(tmp_path: 
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, f"not serving: {log.read_text()}"
             try:
-                health = httpx.get(f"{url}/api/v1/health", timeout=1)
+                health = local.get(f"{url}/api/v1/health", timeout=1)
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
         assert health.status_code == 200, health.text
         for model in ("seedream-3.0", "jimeng-3.1"):  # Ark, then the signed Visual API
-            created = httpx.post(f"{url}/api/v1/generate", json={"prompt": "a fox", "model": model})
+            created = local.post(f"{url}/api/v1/generate", json={"prompt": "a fox", "model": model})
             assert created.status_code == 201, created.text
             task = wait_task(url, created.json()["task_id"])
             assert task["status"] == "completed", (task, log.read_text())

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.support import Server, free_port, process_env, volcimage
+from tests.support import Server, free_port, local, process_env, volcimage
 from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 
 GOOD = {
@@ -61,6 +60,7 @@ def lines_of(output: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.fresh_database
 def test_working_keys_pass_and_a_database_not_migrated_is_named(
     tmp_path: Path, database_url: str, emulator: Server
 ) -> None:
@@ -105,7 +105,7 @@ def test_each_wrong_credential_fails_naming_it_and_pays_nothing(
     used = {**GOOD, **keys}
     for secret in filter(None, (used["ARK_API_KEY"], used["VOLC_SECRET_KEY"])):
         assert secret not in output
-    ark = httpx.get(f"{emulator.url}/_emulator/stats").json()
-    visual = httpx.get(f"{emulator.url}/_emulator/visual/stats").json()
+    ark = local.get(f"{emulator.url}/_emulator/stats").json()
+    visual = local.get(f"{emulator.url}/_emulator/visual/stats").json()
     assert ark["images_generated"] == 0 and visual["images_generated"] == 0
     assert visual["submits"] == 0 and visual["processes"] == 0

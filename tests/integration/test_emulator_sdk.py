@@ -9,7 +9,6 @@ import base64
 import io
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
 from PIL import Image as PILImage
 from volcenginesdkarkruntime import Ark, AsyncArk
@@ -22,7 +21,7 @@ from volcenginesdkarkruntime._exceptions import (
 )
 from volcenginesdkarkruntime.types.images import SequentialImageGenerationOptions
 
-from tests.support import serve_app
+from tests.support import local, serve_app
 from volcimage.core.config import load_settings
 from volcimage.emulator.app import create_emulator_app
 from volcimage.emulator.render import render_image
@@ -78,7 +77,7 @@ def test_sync_sdk_url_results_for_each_size_form(
     assert response.model == model
     (item,) = response.data
     assert item.size == f"{expected[0]}x{expected[1]}"
-    assert picture_size(httpx.get(item.url).content) == expected
+    assert picture_size(local.get(item.url).content) == expected
 
 
 async def test_async_sdk_b64_result_and_usage_tokens(async_ark: AsyncArk) -> None:
@@ -236,7 +235,7 @@ def test_injected_faults_surface_as_the_sdk_error_classes(
 def ipm_limits(emulator_url: str) -> Iterator[Callable[[dict[str, int]], None]]:
     def set_limits(per_model: dict[str, int]) -> None:
         given = {"ark_images_per_minute": per_model}
-        httpx.post(f"{emulator_url}/_emulator/limits", json=given).raise_for_status()
+        local.post(f"{emulator_url}/_emulator/limits", json=given).raise_for_status()
 
     yield set_limits
     set_limits({})  # the module's other tests run without
@@ -277,14 +276,14 @@ def test_a_group_call_counts_each_of_its_images_against_the_minute(
 
 def test_missing_prompt_is_missing_parameter_and_stats_count_calls(emulator_url: str) -> None:
     """Fact: MissingParameter for an absent required field."""
-    before = httpx.get(f"{emulator_url}/_emulator/stats").json()
-    response = httpx.post(
+    before = local.get(f"{emulator_url}/_emulator/stats").json()
+    response = local.post(
         f"{emulator_url}/api/v3/images/generations",
         json={"model": SEEDREAM_3, "prompt": None},
         headers={"Authorization": "Bearer k"},
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "MissingParameter"
-    after = httpx.get(f"{emulator_url}/_emulator/stats").json()
+    after = local.get(f"{emulator_url}/_emulator/stats").json()
     assert after["generation_calls"] == before["generation_calls"] + 1
     assert after["generation_failures"] == before["generation_failures"] + 1

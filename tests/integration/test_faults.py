@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.support import PG_ADMIN_DSN, drop_connections, serving, wait_for_task
+from tests.support import PG_ADMIN_DSN, drop_connections, local, serving, wait_for_task
 from volcimage.auth import sessions
 from volcimage.core.config import load_settings, sqlite_path
 from volcimage.core.db import create_engine, create_sessionmaker
@@ -139,7 +138,7 @@ def test_pages_are_told_to_read_again_when_the_relay_comes_back(
     `events.missed` once it is back, and read the tasks again."""
     with (
         serving(tmp_path, database_url) as server,
-        httpx.stream("GET", f"{server.url}/api/v1/events", timeout=30) as stream,
+        local.stream("GET", f"{server.url}/api/v1/events", timeout=30) as stream,
     ):
         lines = stream.iter_lines()
         assert next(lines) == "event: ready"

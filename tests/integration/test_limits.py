@@ -10,10 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import select, update
 
-from tests.support import Stack, Studio, wait_for_task, wait_task
+from tests.support import Stack, Studio, local, wait_for_task, wait_task
 from volcimage.core.db import utcnow
 from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 from volcimage.tasks.models import ModelPause, Task, UpstreamCall
@@ -107,24 +106,24 @@ def test_visual_concurrency_holds_across_workers_and_blocks_no_other_model(
     }
     with Stack(tmp_path, database_url, apis=1, **settings) as stack:
         emulator, api = stack.emulator.url, stack.api.url
-        httpx.post(f"{emulator}/_emulator/limits", json={"visual_concurrency": 1})
+        local.post(f"{emulator}/_emulator/limits", json={"visual_concurrency": 1})
         # the Visual API's jobs generate until released; Ark answers at once
-        httpx.post(f"{emulator}/_emulator/latency", json={"visual_latency_ms": 3_600_000})
+        local.post(f"{emulator}/_emulator/latency", json={"visual_latency_ms": 3_600_000})
         for _ in range(2):
             stack.start_worker()
 
         def submit(model: str) -> str:
             body = {"prompt": "no head-of-line blocking", "model": model}
-            return str(httpx.post(f"{api}/api/v1/generate", json=body).json()["task_id"])
+            return str(local.post(f"{api}/api/v1/generate", json=body).json()["task_id"])
 
         visual = [submit("jimeng-3.1") for _ in range(3)]
         ark = [submit("seedream-3.0") for _ in range(4)]
         assert all(wait_task(api, i)["status"] == "completed" for i in ark)
-        statuses = sorted(httpx.get(f"{api}/api/v1/task/{i}").json()["status"] for i in visual)
+        statuses = sorted(local.get(f"{api}/api/v1/task/{i}").json()["status"] for i in visual)
         assert statuses == ["pending", "pending", "processing"]
         assert stack.emulator_stats("/_emulator/visual/stats")["submits"] == 1
 
-        httpx.post(f"{emulator}/_emulator/latency", json={"visual_latency_ms": 0})
+        local.post(f"{emulator}/_emulator/latency", json={"visual_latency_ms": 0})
         done = [wait_task(api, i) for i in visual]
         assert all(t["status"] == "completed" and t["retry_count"] == 0 for t in done), done
         assert stack.emulator_stats("/_emulator/visual/stats")["submits"] == 3

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -17,6 +18,8 @@ from tests.support import process_env
 from volcimage.core.config import Settings
 from volcimage.core.db import Base, create_engine
 from volcimage.core.migrate import alembic_config, migrate
+
+pytestmark = pytest.mark.fresh_database  # each test migrates a new database itself
 
 
 async def test_migrations_match_the_models(settings: Settings) -> None:

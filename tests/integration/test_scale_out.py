@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 
-from tests.support import Stack, wait_task
+from tests.support import Stack, local, wait_task
 
 
 def collect_events(url: str, seen: list[dict[str, Any]], ready: threading.Event) -> None:
     try:
-        with httpx.stream("GET", url + "/api/v1/events", timeout=60) as stream:
+        with local.stream("GET", url + "/api/v1/events", timeout=60) as stream:
             for line in stream.iter_lines():
                 if line == "event: ready":
                     ready.set()
@@ -50,7 +50,7 @@ def test_two_api_processes_three_workers_one_database(tmp_path: Path, pg_databas
 
         body = {"prompt": "scale out", "model": "seedream-3.0", "num_images": 2}
         submit = f"{stack.apis[0].url}/api/v1/generate"
-        ids = [httpx.post(submit, json=body).json()["task_id"] for _ in range(12)]
+        ids = [local.post(submit, json=body).json()["task_id"] for _ in range(12)]
         for task_id in ids:
             task = wait_task(stack.apis[1].url, task_id)
             assert task["status"] == "completed" and len(task["images"]) == 2
@@ -86,7 +86,7 @@ def test_max_concurrent_tasks_holds_across_workers(tmp_path: Path, pg_database: 
             stack.start_worker()
         body = {"prompt": "one at a time", "model": "seedream-3.0"}
         ids = [
-            httpx.post(f"{stack.api.url}/api/v1/generate", json=body).json()["task_id"]
+            local.post(f"{stack.api.url}/api/v1/generate", json=body).json()["task_id"]
             for _ in range(8)
         ]
         assert all(wait_task(stack.api.url, i)["status"] == "completed" for i in ids)

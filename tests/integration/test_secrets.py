@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import Server, free_port, process_env
+from tests.support import Server, free_port, local, process_env
 
 SECRETS = {
     "ARK_API_KEY": "ark-SECRET-7f3a9c2e41",
@@ -72,7 +72,7 @@ def test_no_secret_in_any_response_page_metric_or_log(tmp_path: Path) -> None:
 
             assert finish("seedream-3.0")["status"] == "completed"
             assert finish("jimeng-3.1")["status"] == "completed"
-            httpx.post(f"{emulator.url}/_emulator/faults", json={"faults": ["auth", "quota"]})
+            local.post(f"{emulator.url}/_emulator/faults", json={"faults": ["auth", "quota"]})
             refused = [finish("seedream-3.0"), finish("seedream-3.0")]
             codes = [t["error"]["code"] for t in refused]  # type: ignore[index]
             assert codes == ["AuthenticationError", "QuotaExceeded"]

@@ -9,9 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tests.support import Server, Stack, free_port, process_env, upstream_calls, wait_task
+from tests.support import Server, Stack, free_port, local, process_env, upstream_calls, wait_task
 from volcimage.tasks.models import CallState
 
 
@@ -23,23 +21,23 @@ def test_serve_generates_and_keeps_history_across_restart(
     server = Server(["serve", "--port", str(port)], env, tmp_path, port)
     try:
         server.wait_ready()
-        created = httpx.post(
+        created = local.post(
             f"{server.url}/api/v1/generate",
             json={"prompt": "灯塔 at dusk", "model": "seedream-3.0", "num_images": 4},
         )
         assert created.status_code == 201
         task = wait_task(server.url, created.json()["task_id"])
         assert task["status"] == "completed" and len(task["images"]) == 4
-        before = httpx.get(f"{server.url}/api/v1/history").json()
+        before = local.get(f"{server.url}/api/v1/history").json()
     finally:
         server.stop()
     server = Server(["serve", "--port", str(port)], env, tmp_path, port)
     try:
         server.wait_ready()
-        after = httpx.get(f"{server.url}/api/v1/history").json()
+        after = local.get(f"{server.url}/api/v1/history").json()
         assert after == before
         for image in after["items"][0]["images"]:
-            assert httpx.get(server.url + image["thumbnail_url"]).status_code == 200
+            assert local.get(server.url + image["thumbnail_url"]).status_code == 200
     finally:
         server.stop()
     assert len(list((tmp_path / "data" / "images").rglob("*.jpg"))) == 4
@@ -52,12 +50,12 @@ def test_events_stream_task_progress_over_sse(tmp_path: Path, database_url: str)
     try:
         server.wait_ready()
         seen: list[dict[str, Any]] = []
-        with httpx.stream("GET", f"{server.url}/api/v1/events", timeout=30) as stream:
+        with local.stream("GET", f"{server.url}/api/v1/events", timeout=30) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
             task_id = None
             for line in stream.iter_lines():
                 if line.startswith("event: ready"):
-                    created = httpx.post(
+                    created = local.post(
                         f"{server.url}/api/v1/generate",
                         json={"prompt": "sse", "model": "seedream-3.0", "num_images": 2},
                     )
@@ -83,7 +81,7 @@ def test_worker_killed_after_paying_is_finished_by_another_without_paying_again(
 ) -> None:
     slow_downloads = {"EMULATOR_LATENCY_MS": 100, "EMULATOR_DOWNLOAD_LATENCY_MS": 4000}
     with Stack(tmp_path, database_url, apis=1, **slow_downloads) as stack:
-        created = httpx.post(
+        created = local.post(
             f"{stack.api.url}/api/v1/generate",
             json={"prompt": "crash test", "model": "seedream-3.0", "num_images": 2},
         ).json()
@@ -95,7 +93,7 @@ def test_worker_killed_after_paying_is_finished_by_another_without_paying_again(
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         first.wait()
-        assert httpx.get(f"{stack.api.url}/api/v1/task/{created['task_id']}").json()["images"] == []
+        assert local.get(f"{stack.api.url}/api/v1/task/{created['task_id']}").json()["images"] == []
 
         stack.start_worker()
         task = wait_task(stack.api.url, created["task_id"])
@@ -111,16 +109,16 @@ def test_worker_killed_mid_stream_keeps_the_group_images_it_had_and_pays_once(
 ) -> None:
     with Stack(tmp_path, database_url, apis=1, EMULATOR_LATENCY_MS=1500) as stack:
         body = {"prompt": "a storyboard", "model": "seedream-4.0", "num_images": 3, "group": True}
-        created = httpx.post(f"{stack.api.url}/api/v1/generate", json=body).json()
+        created = local.post(f"{stack.api.url}/api/v1/generate", json=body).json()
         url = f"{stack.api.url}/api/v1/task/{created['task_id']}"
         first = stack.start_worker()
         deadline = time.monotonic() + 120  # a safety net for a busy machine
-        while not httpx.get(url).json()["images"]:
+        while not local.get(url).json()["images"]:
             assert time.monotonic() < deadline, "no image was streamed"
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         first.wait()
-        delivered = len(httpx.get(url).json()["images"])
+        delivered = len(local.get(url).json()["images"])
         assert 1 <= delivered < 3
 
         stack.start_worker()

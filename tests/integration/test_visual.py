@@ -18,6 +18,7 @@ from volcengine.auth.SignerV4 import SignerV4
 from tests.support import (
     Stack,
     Studio,
+    local,
     signed_request,
     upload,
     upload_mask,
@@ -249,7 +250,7 @@ def test_worker_killed_while_the_job_is_queued_upstream_polls_it_after_restart(
 ) -> None:
     keys = {"VOLC_ACCESS_KEY": "AKLTcrashtest", "VOLC_SECRET_KEY": "crash-secret"}
     with Stack(tmp_path, database_url, apis=1, EMULATOR_LATENCY_MS=5000, **keys) as stack:
-        created = httpx.post(
+        created = local.post(
             f"{stack.api.url}/api/v1/generate", json={"prompt": "queued", "model": "jimeng-4.0"}
         ).json()
         first = stack.start_worker()

@@ -13,7 +13,7 @@ from volcimage import __version__
 from volcimage.auth.models import User
 from volcimage.auth.visibility import CallerDep
 from volcimage.core.config import PROVIDER_CREDENTIALS, ProviderState
-from volcimage.core.migrate import head_revision
+from volcimage.core.migrate import SCHEMA_HEAD
 from volcimage.http.deps import SessionDep, StateDep
 from volcimage.images.uploads import limits
 from volcimage.system import health as checks_of
@@ -138,11 +138,10 @@ async def ready(session: SessionDep, state: StateDep) -> JSONResponse:
     except Exception as exc:
         body = {"status": "error", "checks": {"database": f"error: {type(exc).__name__}"}}
         return JSONResponse(body, status_code=503)
-    expected = head_revision(state.settings)
-    ok = current == expected
+    ok = current == SCHEMA_HEAD
     body = {
         "status": "ok" if ok else "error",
-        "checks": {"schema": "ok" if ok else f"at {current}, expected {expected}"},
+        "checks": {"schema": "ok" if ok else f"at {current}, expected {SCHEMA_HEAD}"},
     }
     return JSONResponse(body, status_code=200 if ok else 503)
 

@@ -62,8 +62,9 @@ async def test_a_refusal_names_the_setting_and_is_asked_again_sooner(
     checker = Probes(real_ark(), load_catalog())
     found = (await checker.results())["ark"]
     assert not found.connected and found.detail == "ARK_API_KEY was refused (AuthenticationError)"
-    assert found.fresh(found.checked_at + probes.KEEP_BAD - 1)
-    assert not found.fresh(found.checked_at + probes.KEEP_BAD)
+    # kept KEEP_BAD seconds (on round times: checked_at + 30 - checked_at may be 29.99…)
+    bad = probes.Probe(False, found.detail, 100.0)
+    assert bad.fresh(100.0 + probes.KEEP_BAD - 1) and not bad.fresh(100.0 + probes.KEEP_BAD)
     good = probes.Probe(True, "", 0.0)
     assert good.fresh(probes.KEEP_BAD) and not good.fresh(probes.KEEP_GOOD)
 
