@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -73,10 +75,31 @@ async def drop_connections(database_url: str) -> int:
         await admin.close()
 
 
+_PORTS = Path(tempfile.gettempdir()) / "volcimage-test-ports"
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port that binds now and that no other test process of this machine was handed: counted
+    from a file under a lock, below the kernel's ephemeral range. A port the kernel picked (bind
+    to 0) went free on close, and another test's server, or any client's own end of a
+    connection, could take it before ours bound it (a test then talked to the wrong server)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    first = max(1024, low - 12000)
+    with _PORTS.open("a+") as counter:
+        fcntl.flock(counter, fcntl.LOCK_EX)
+        counter.seek(0)
+        port = int(counter.read() or first)
+        while True:
+            port = port + 1 if first <= port < low - 1 else first
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            counter.seek(0)
+            counter.truncate()
+            counter.write(str(port))
+            return port
 
 
 @contextlib.contextmanager

@@ -131,12 +131,14 @@ async def test_reads_answer_while_another_process_holds_the_write_lock(
     database was refused as 'database is locked')."""
     path = sqlite_path(database_url)
     assert path is not None
-    async with make_studio(SQLITE_BUSY_TIMEOUT_MS=200) as studio:
+    async with make_studio() as studio:
         task_id = (await studio.generate())["task_id"]
         await wait_for_task(studio.client, task_id)
-        with sqlite3.connect(path) as fresh:
-            assert fresh.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        async with writes_refused(database_url):
-            for path_ in (f"/task/{task_id}", "/tasks", "/history", "/history?q=lighthouse"):
-                answer = await studio.client.get(API + path_)
-                assert answer.status_code == 200, (path_, answer.text)
+    with sqlite3.connect(path) as fresh:
+        assert fresh.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # a read that waited on the lock would be refused after 0.2 s (the task was made before:
+    # on a busy machine, its own write could wait that long for the runner's)
+    async with make_studio(SQLITE_BUSY_TIMEOUT_MS=200) as studio, writes_refused(database_url):
+        for path_ in (f"/task/{task_id}", "/tasks", "/history", "/history?q=lighthouse"):
+            answer = await studio.client.get(API + path_)
+            assert answer.status_code == 200, (path_, answer.text)
