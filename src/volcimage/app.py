@@ -21,27 +21,20 @@ from starlette.middleware.gzip import GZipMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from volcimage import __version__
+from volcimage.assemble import build_runner, build_state, start_retention
 from volcimage.audit.log import router as audit_router
 from volcimage.auth.access import AccessControl
-from volcimage.catalog.models import load_catalog
 from volcimage.core.config import Settings, get_settings
-from volcimage.core.db import Reads, create_engine, create_sessionmaker
 from volcimage.core.errors import VolcImageError, answer, invalid_input
 from volcimage.core.migrate import migrate
-from volcimage.events.bus import EventBus
 from volcimage.events.relay import start_relay
 from volcimage.http.bodies import BodyLimit
-from volcimage.http.deps import State
 from volcimage.http.docs import install_docs
 from volcimage.http.headers import SecurityHeaders
 from volcimage.http.metrics import RequestMetrics
 from volcimage.http.outages import Outages
 from volcimage.images.routes import router as images_router
 from volcimage.presets.routes import router as templates_router
-from volcimage.providers.registry import build_providers
-from volcimage.queue.runner import Runner
-from volcimage.retention.schedule import Retention
-from volcimage.storage import build_store
 from volcimage.system.probes import Probes
 from volcimage.system.routes import metrics_router
 from volcimage.system.routes import router as system_router
@@ -53,45 +46,6 @@ from volcimage.users.routes import sign_in_router
 
 log = logging.getLogger("volcimage.app")
 STATIC_DIR = files("volcimage") / "web" / "static"
-
-
-def build_state(settings: Settings) -> State:
-    settings.ensure_dirs()
-    engine = create_engine(settings)
-    emulator = None
-    if settings.ark_mode == "demo":
-        from volcimage.emulator.app import create_emulator_app
-
-        emulator = create_emulator_app(settings)
-    return State(
-        settings=settings,
-        engine=engine,
-        sessionmaker=create_sessionmaker(engine),
-        reads=Reads(settings, engine),
-        catalog=load_catalog().configured(settings),
-        store=build_store(settings),
-        bus=EventBus(),
-        emulator=emulator,
-    )
-
-
-def build_runner(state: State, retention: Retention | None = None) -> Runner:
-    return Runner(
-        state.settings,
-        state.sessionmaker,
-        state.reads,
-        build_providers(state.settings, state.emulator),
-        state.catalog,
-        state.store,
-        state.bus,
-        on_disk_full=retention.on_disk_full if retention is not None else None,
-    )
-
-
-def start_retention(state: State, stop: asyncio.Event) -> tuple[Retention, asyncio.Task[None]]:
-    """Retention for this process: its hourly runs (AUTO_CLEANUP), until `stop`."""
-    retention = Retention(state.settings, state.sessionmaker, state.store)
-    return retention, asyncio.create_task(retention.every_hour(stop), name="retention")
 
 
 def create_app(settings: Settings | None = None, *, run_tasks: bool = True) -> FastAPI:

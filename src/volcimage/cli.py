@@ -11,8 +11,6 @@ import signal
 import sys
 from pathlib import Path
 
-import uvicorn
-
 from volcimage import __version__
 from volcimage.catalog.models import load_catalog
 from volcimage.core.config import ConfigError, Settings, load_settings
@@ -112,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         except DBAPIError as exc:  # the driver's words: no statement, no parameters
             print(f"volcimage: the database refused: {exc.orig}", file=sys.stderr)
             return 1
+    import uvicorn  # here: the other commands serve nothing
+
     if args.command == "emulator":
         from volcimage.emulator.app import create_emulator_app
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def run_worker(settings: Settings) -> None:
-    from volcimage.app import build_runner, build_state, start_retention
+    from volcimage.assemble import build_runner, build_state, start_retention
     from volcimage.events.relay import start_relay
     from volcimage.tasks import reads
 

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from volcimage.audit.models import AuditEntry
-from volcimage.auth.visibility import CallerDep, acted_by, get_caller
+from volcimage.auth.deps import CallerDep
+from volcimage.auth.visibility import acted_by, get_caller
 from volcimage.core.text import Text
 from volcimage.http.deps import SessionDep, client_of
 

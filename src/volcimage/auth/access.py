@@ -32,7 +32,8 @@ from volcimage.auth import sessions
 from volcimage.auth.visibility import ANONYMOUS, GUEST, Caller
 from volcimage.core.config import Settings
 from volcimage.core.errors import RateLimited, VolcImageError, answer
-from volcimage.http.deps import State, client_of, get_state
+from volcimage.http.deps import client_of, get_state
+from volcimage.http.state import State
 
 COOKIE = "volcimage_session"
 CSRF_HEADER = "x-csrf-token"

@@ -4,15 +4,16 @@ admin-only actions)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from fastapi import Depends
 from sqlalchemy import ColumnElement, false
 from sqlalchemy.orm import InstrumentedAttribute
-from starlette.requests import HTTPConnection
 
 from volcimage.core.errors import Forbidden
 from volcimage.events.bus import ACCESS_CHANGED, IDLE, MISSED, Event
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,6 @@ GUEST = Caller("anonymous")  # not signed in where signing in is required
 def get_caller(request: HTTPConnection) -> Caller:
     """Set by the access middleware (`auth/access.py`) for every request; a guest without it."""
     return cast(Caller, getattr(request.state, "caller", GUEST))
-
-
-async def _caller(request: HTTPConnection) -> Caller:
-    return get_caller(request)
-
-
-CallerDep = Annotated[Caller, Depends(_caller)]
 
 
 def visible(caller: Caller, owner: InstrumentedAttribute[int | None]) -> list[ColumnElement[bool]]:

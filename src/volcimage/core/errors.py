@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi.encoders import jsonable_encoder
-from starlette.responses import JSONResponse
+if TYPE_CHECKING:
+    from starlette.responses import JSONResponse
 
 REDACTED = "***"
 # Credential shapes an upstream may echo back: a whole Authorization header's value, a bearer
@@ -156,6 +156,11 @@ def body_of(exc: VolcImageError) -> dict[str, Any]:
 
 def answer(exc: VolcImageError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one way an error reaches a client: its body, its status, Retry-After when limited."""
+    # imported here: the CLI's commands and the worker raise these errors but answer no request,
+    # and FastAPI is a third of a process's start
+    from fastapi.encoders import jsonable_encoder
+    from starlette.responses import JSONResponse
+
     headers = dict(headers or {})
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)

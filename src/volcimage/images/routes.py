@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from zipstream import ZipStream
 
 from volcimage.audit import log as audit
-from volcimage.auth.visibility import Caller, CallerDep
+from volcimage.auth.deps import CallerDep
+from volcimage.auth.visibility import Caller
 from volcimage.core.db import utcnow
 from volcimage.core.errors import ERRORS, NotFound, ValidationError
 from volcimage.core.text import Text
-from volcimage.http.deps import SessionDep, State, StateDep
+from volcimage.http.deps import SessionDep, StateDep
+from volcimage.http.state import State
 from volcimage.images import service
 from volcimage.images.decoding import decode
 from volcimage.images.uploads import clean_upload, too_large

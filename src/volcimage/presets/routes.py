@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from volcimage.audit import log as audit
-from volcimage.auth.visibility import CallerDep
+from volcimage.auth.deps import CallerDep
 from volcimage.core.text import Text
 from volcimage.http.deps import SessionDep, StateDep
 from volcimage.presets import service

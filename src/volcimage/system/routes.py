@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from volcimage import __version__
+from volcimage.auth.deps import CallerDep
 from volcimage.auth.models import User
-from volcimage.auth.visibility import CallerDep
 from volcimage.core.config import PROVIDER_CREDENTIALS, ProviderState
 from volcimage.core.migrate import SCHEMA_HEAD
 from volcimage.http.deps import SessionDep, StateDep

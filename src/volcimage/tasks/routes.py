@@ -16,14 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from volcimage.audit import log as audit
-from volcimage.auth.visibility import Caller, CallerDep
+from volcimage.auth.deps import CallerDep
+from volcimage.auth.visibility import Caller
 from volcimage.core.errors import (
     ERRORS,
     STATE_ERRORS,
     NotFound,
 )
 from volcimage.core.text import Text
-from volcimage.http.deps import SessionDep, State, StateDep
+from volcimage.http.deps import SessionDep, StateDep
+from volcimage.http.state import State
 from volcimage.tasks import estimates, reads, service
 from volcimage.tasks.models import Task, TaskStatus
 from volcimage.tasks.schemas import (

@@ -15,10 +15,12 @@ from pydantic import ValidationError as PydanticValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from volcimage.auth.access import recheck
-from volcimage.auth.visibility import Caller, CallerDep, event_for, needs_recheck
+from volcimage.auth.deps import CallerDep
+from volcimage.auth.visibility import Caller, event_for, needs_recheck
 from volcimage.core.errors import ValidationError, VolcImageError, body_of, invalid_input
 from volcimage.events.bus import IDLE
-from volcimage.http.deps import State, StateDep
+from volcimage.http.deps import StateDep
+from volcimage.http.state import State
 from volcimage.tasks.routes import queue_task
 from volcimage.tasks.schemas import GenerateRequest
 

@@ -22,12 +22,14 @@ from volcimage.auth.access import (
     key_matches,
     may_try,
 )
+from volcimage.auth.deps import CallerDep
 from volcimage.auth.models import User
-from volcimage.auth.visibility import GUEST, Caller, CallerDep, require_admin
+from volcimage.auth.visibility import GUEST, Caller, require_admin
 from volcimage.core.config import Settings
 from volcimage.core.errors import Conflict, RateLimited, Unauthorized, ValidationError
 from volcimage.core.text import Text
-from volcimage.http.deps import SessionDep, State, StateDep
+from volcimage.http.deps import SessionDep, StateDep
+from volcimage.http.state import State
 from volcimage.tasks.quota import images_admitted_today
 from volcimage.users import service
 
