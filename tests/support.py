@@ -4,6 +4,7 @@ waiting on tasks through the API."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import fcntl
 import io
@@ -12,6 +13,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -195,19 +197,106 @@ def wait_task(url: str, task_id: str, timeout: float = 120) -> dict[str, Any]:
     raise AssertionError(f"task not finished: {task}")
 
 
+class Prefork:
+    """This test process's `python -m tests.prefork`, started on first use: it forks each
+    `volcimage` command a test starts (see its docstring: the imports are paid once)."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self._process is None:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "tests.prefork"],
+                    cwd=Path(__file__).resolve().parents[1],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                atexit.register(self.close)
+            assert self._process.stdin is not None and self._process.stdout is not None
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+            answer = self._process.stdout.readline()
+            assert answer, f"tests.prefork ended ({self._process.wait()})"
+            return dict(json.loads(answer))
+
+    def close(self) -> None:
+        """Its stdin closed, it ends as a process does (coverage saves what its imports ran)."""
+        if self._process is not None and self._process.stdin is not None:
+            self._process.stdin.close()
+            self._process.wait(30)
+
+
+PREFORK = Prefork()
+
+
+class Command:
+    """A `volcimage` command in a process of its own (forked by `PREFORK`), with the part of
+    `subprocess.Popen` the tests use."""
+
+    def __init__(
+        self, args: list[str], env: dict[str, str], cwd: Path, output: Path, **streams: str
+    ) -> None:
+        self.args = args
+        self.returncode: int | None = None
+        self.pid = int(
+            PREFORK.ask(
+                {
+                    "run": args,
+                    "env": {**os.environ, **env},
+                    "cwd": str(cwd),
+                    "stdin": streams.get("stdin", ""),
+                    "stdout": str(output),
+                    "stderr": streams.get("stderr", str(output)),
+                }
+            )["pid"]
+        )
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = PREFORK.ask({"status": self.pid})["code"]
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            time.sleep(0.02)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:  # not reaped: the pid is still this process (or its zombie)
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 def volcimage(
     env: dict[str, str], cwd: Path, *args: str, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
     """Runs a `volcimage` command to its end, as an operator would in a shell."""
-    return subprocess.run(
-        [sys.executable, "-m", "volcimage", *args],
-        input=stdin,
-        env={**os.environ, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    files = cwd / f"command-{uuid.uuid4().hex[:8]}"
+    files.mkdir(parents=True)
+    (files / "stdin").write_text(stdin, "utf-8")
+    command = Command(
+        list(args),
+        env,
+        cwd,
+        files / "stdout",
+        stdin=str(files / "stdin"),
+        stderr=str(files / "stderr"),
     )
+    code = command.wait(60)
+    read = {name: (files / name).read_text("utf-8") for name in ("stdout", "stderr")}
+    return subprocess.CompletedProcess(list(args), code, read["stdout"], read["stderr"])
 
 
 @contextlib.contextmanager
@@ -232,15 +321,7 @@ class Server:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = cwd / f"server-{port}.log"
-        self._log = self.log_path.open("wb")
-        full_env = {**os.environ, **env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "volcimage", *args],
-            env=full_env,
-            cwd=cwd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        self.process = Command(args, env, cwd, self.log_path)
 
     def wait_ready(self, path: str = "/api/v1/health", timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -263,7 +344,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
 
 
 S3_BUCKET = "studio-images"
@@ -306,15 +386,8 @@ def s3_settings(url: str, prefix: str, presign: bool) -> dict[str, str]:
     }
 
 
-def start_process(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    log = (cwd / f"{args[0]}-{uuid.uuid4().hex[:6]}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "volcimage", *args],
-        env={**os.environ, **env},
-        cwd=cwd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+def start_process(args: list[str], env: dict[str, str], cwd: Path) -> Command:
+    return Command(args, env, cwd, cwd / f"{args[0]}-{uuid.uuid4().hex[:6]}.log")
 
 
 async def upstream_calls(database_url: str) -> list[UpstreamCall]:
@@ -537,7 +610,7 @@ class Stack:
                     ["serve", "--no-runner", "--port", str(api_port)], self.env, tmp_path, api_port
                 )
             )
-        self.workers: list[subprocess.Popen[bytes]] = []
+        self.workers: list[Command] = []
 
     @property
     def api(self) -> Server:
@@ -553,7 +626,7 @@ class Stack:
             raise
         return self
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self) -> Command:
         worker = start_process(["worker"], self.env, self.tmp_path)
         self.workers.append(worker)
         return worker
