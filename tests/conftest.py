@@ -24,6 +24,19 @@ from volcimage.core.migrate import migrate
 BACKENDS = os.environ.get("VOLCIMAGE_TEST_BACKENDS", "sqlite,postgresql").split(",")
 
 
+# The longest tests (a minute, half a minute: one process doing the work while the rest wait)
+# go first, so no worker is left running one at the end while the other has nothing to do.
+LONGEST_FIRST = ("test_load.py", "test_crash_stress.py", "test_scale_out.py", "test_servers.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 async def _pg_admin(sql: str) -> None:
     conn = await asyncpg.connect(PG_ADMIN_DSN)
     try:
