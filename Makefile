@@ -24,8 +24,7 @@ run: $(RUN_STAMP)
 
 ## test: quality gates, then the whole suite on SQLite and PostgreSQL with coverage
 ## (browser tests in a second run: Playwright's sync API owns the event loop of its process)
-# the suite starts ~170 `volcimage` processes: each compiles the app's modules again without
-# the bytecode cache (0.4 s of CPU), which some environments turn off
+# some environments turn the bytecode cache off: each test process would compile the app again
 test: export PYTHONDONTWRITEBYTECODE :=
 test: $(STAMP)
 	bash scripts/system-deps.sh
