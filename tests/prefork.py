@@ -7,8 +7,9 @@ process of its own: its own environment, directory, log and signals, killed like
 runs `volcimage.cli.main` as `__main__.py` would, then exits as an interpreter does (threads
 joined, atexit run: coverage saves the child's data, `patch = fork`).
 
-Protocol, one JSON line each way on stdin/stdout: {"run": [args], "env", "cwd", "stdin",
-"stdout", "stderr"} → {"pid"}; {"status": pid} → {"code": exit code or null}.
+Protocol, one JSON line each way on stdin/stdout, each with the request's "id": {"run": [args],
+"env", "cwd", "stdin", "stdout", "stderr"} → {"pid"}; {"status": pid} → {"code": exit code or
+null while it runs}.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ PRELOADED = (
 )
 
 
-def _reply(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
+def _reply(request: dict[str, Any], message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps({**message, "id": request["id"]}) + "\n")
     sys.stdout.flush()
 
 
@@ -60,11 +61,11 @@ def serve() -> dict[str, Any] | None:
             pid = os.fork()
             if pid == 0:
                 return dict(request)
-            _reply({"pid": pid})
+            _reply(request, {"pid": pid})
         else:
             pid = int(request["status"])
             done, status = os.waitpid(pid, os.WNOHANG)
-            _reply({"code": os.waitstatus_to_exitcode(status) if done else None})
+            _reply(request, {"code": os.waitstatus_to_exitcode(status) if done else None})
     return None
 
 

@@ -204,6 +204,7 @@ class Prefork:
     def __init__(self) -> None:
         self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
+        self._asked = 0
 
     def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -217,11 +218,15 @@ class Prefork:
                 )
                 atexit.register(self.close)
             assert self._process.stdin is not None and self._process.stdout is not None
-            self._process.stdin.write(json.dumps(request) + "\n")
+            self._asked += 1
+            self._process.stdin.write(json.dumps({**request, "id": self._asked}) + "\n")
             self._process.stdin.flush()
-            answer = self._process.stdout.readline()
-            assert answer, f"tests.prefork ended ({self._process.wait()})"
-            return dict(json.loads(answer))
+            while True:  # an answer to a request a timed-out test left unread is skipped
+                line = self._process.stdout.readline()
+                assert line, f"tests.prefork ended ({self._process.wait()})"
+                answer = json.loads(line)
+                if answer.pop("id") == self._asked:
+                    return dict(answer)
 
     def close(self) -> None:
         """Its stdin closed, it ends as a process does (coverage saves what its imports ran)."""
@@ -294,7 +299,11 @@ def volcimage(
         stdin=str(files / "stdin"),
         stderr=str(files / "stderr"),
     )
-    code = command.wait(60)
+    try:
+        code = command.wait(60)
+    except subprocess.TimeoutExpired:
+        command.kill()
+        raise
     read = {name: (files / name).read_text("utf-8") for name in ("stdout", "stderr")}
     return subprocess.CompletedProcess(list(args), code, read["stdout"], read["stderr"])
 
