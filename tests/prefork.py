@@ -33,6 +33,7 @@ import volcimage.retention.cleanup
 import volcimage.system.doctor
 import volcimage.users.service
 
+# what the children would import at their start (named here, so no linter drops an import)
 PRELOADED = (
     alembic.command,
     uvicorn.lifespan.on,
