@@ -1,5 +1,5 @@
 """A process that imports volcimage once and forks a child for each `volcimage` command a test
-starts (`python -m tests.prefork`, driven by `tests/support.py`).
+starts (`python -m tests.prefork`), and the test process's side of it (`Prefork`, `Command`).
 
 A command run as `python -m volcimage` spends ~2 s of CPU importing before it does anything
 (~3 s under coverage); the suite starts ~170 of them. A forked child skips that and is still a
@@ -14,16 +14,22 @@ null while it runs}.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import signal
+import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import alembic.command
 import uvicorn.lifespan.on
 import uvicorn.loops.uvloop
 import uvicorn.protocols.http.httptools_impl
-import uvicorn.protocols.websockets.websockets_impl
+import uvicorn.protocols.websockets.auto
 
 import volcimage.app
 import volcimage.backups.copy
@@ -39,7 +45,7 @@ PRELOADED = (
     uvicorn.lifespan.on,
     uvicorn.loops.uvloop,
     uvicorn.protocols.http.httptools_impl,
-    uvicorn.protocols.websockets.websockets_impl,
+    uvicorn.protocols.websockets.auto,
     volcimage.app,
     volcimage.backups.copy,
     volcimage.emulator.app,
@@ -87,6 +93,92 @@ def become(request: dict[str, Any]) -> None:
     os.environ.update(request["env"])
     os.chdir(request["cwd"])
     sys.argv = ["volcimage", *request["run"]]
+
+
+class Prefork:
+    """The test process's side: `python -m tests.prefork` of its own, started on first use."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+        self._asked = 0
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self._process is None:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "tests.prefork"],
+                    cwd=Path(__file__).resolve().parents[1],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                atexit.register(self.close)
+            assert self._process.stdin is not None and self._process.stdout is not None
+            self._asked += 1
+            self._process.stdin.write(json.dumps({**request, "id": self._asked}) + "\n")
+            self._process.stdin.flush()
+            while True:  # an answer to a request a timed-out test left unread is skipped
+                line = self._process.stdout.readline()
+                assert line, f"tests.prefork ended ({self._process.wait()})"
+                answer = json.loads(line)
+                if answer.pop("id") == self._asked:
+                    return dict(answer)
+
+    def close(self) -> None:
+        """Its stdin closed, it ends as a process does (coverage saves what its imports ran)."""
+        if self._process is not None and self._process.stdin is not None:
+            self._process.stdin.close()
+            self._process.wait(30)
+
+
+PREFORK = Prefork()
+
+
+class Command:
+    """A `volcimage` command in a process of its own (forked by `PREFORK`), with the part of
+    `subprocess.Popen` the tests use."""
+
+    def __init__(
+        self, args: list[str], env: dict[str, str], cwd: Path, output: Path, **streams: str
+    ) -> None:
+        self.args = args
+        self.returncode: int | None = None
+        self.pid = int(
+            PREFORK.ask(
+                {
+                    "run": args,
+                    "env": {**os.environ, **env},
+                    "cwd": str(cwd),
+                    "stdin": streams.get("stdin", ""),
+                    "stdout": str(output),
+                    "stderr": streams.get("stderr", str(output)),
+                }
+            )["pid"]
+        )
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = PREFORK.ask({"status": self.pid})["code"]
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            time.sleep(0.02)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:  # not reaped: the pid is still this process (or its zombie)
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 if __name__ == "__main__":

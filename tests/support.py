@@ -4,7 +4,6 @@ waiting on tasks through the API."""
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import fcntl
 import io
@@ -13,7 +12,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -39,6 +37,7 @@ from volcengine.auth.SignerV4 import SignerV4
 from volcengine.base.Request import Request
 from volcengine.Credentials import Credentials
 
+from tests.prefork import Command
 from volcimage.core.config import Settings, load_settings
 from volcimage.core.db import create_engine, create_sessionmaker
 from volcimage.emulator.visual import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
@@ -195,93 +194,6 @@ def wait_task(url: str, task_id: str, timeout: float = 120) -> dict[str, Any]:
             return dict(task)
         time.sleep(0.1)
     raise AssertionError(f"task not finished: {task}")
-
-
-class Prefork:
-    """This test process's `python -m tests.prefork`, started on first use: it forks each
-    `volcimage` command a test starts (see its docstring: the imports are paid once)."""
-
-    def __init__(self) -> None:
-        self._process: subprocess.Popen[str] | None = None
-        self._lock = threading.Lock()
-        self._asked = 0
-
-    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            if self._process is None:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-m", "tests.prefork"],
-                    cwd=Path(__file__).resolve().parents[1],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                atexit.register(self.close)
-            assert self._process.stdin is not None and self._process.stdout is not None
-            self._asked += 1
-            self._process.stdin.write(json.dumps({**request, "id": self._asked}) + "\n")
-            self._process.stdin.flush()
-            while True:  # an answer to a request a timed-out test left unread is skipped
-                line = self._process.stdout.readline()
-                assert line, f"tests.prefork ended ({self._process.wait()})"
-                answer = json.loads(line)
-                if answer.pop("id") == self._asked:
-                    return dict(answer)
-
-    def close(self) -> None:
-        """Its stdin closed, it ends as a process does (coverage saves what its imports ran)."""
-        if self._process is not None and self._process.stdin is not None:
-            self._process.stdin.close()
-            self._process.wait(30)
-
-
-PREFORK = Prefork()
-
-
-class Command:
-    """A `volcimage` command in a process of its own (forked by `PREFORK`), with the part of
-    `subprocess.Popen` the tests use."""
-
-    def __init__(
-        self, args: list[str], env: dict[str, str], cwd: Path, output: Path, **streams: str
-    ) -> None:
-        self.args = args
-        self.returncode: int | None = None
-        self.pid = int(
-            PREFORK.ask(
-                {
-                    "run": args,
-                    "env": {**os.environ, **env},
-                    "cwd": str(cwd),
-                    "stdin": streams.get("stdin", ""),
-                    "stdout": str(output),
-                    "stderr": streams.get("stderr", str(output)),
-                }
-            )["pid"]
-        )
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            self.returncode = PREFORK.ask({"status": self.pid})["code"]
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (code := self.poll()) is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(self.args, timeout or 0)
-            time.sleep(0.02)
-        return code
-
-    def send_signal(self, sig: int) -> None:
-        if self.poll() is None:  # not reaped: the pid is still this process (or its zombie)
-            os.kill(self.pid, sig)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
 
 
 def volcimage(
