@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         except DBAPIError as exc:  # the driver's words: no statement, no parameters
             print(f"volcimage: the database refused: {exc.orig}", file=sys.stderr)
             return 1
-    import uvicorn  # here: the other commands serve nothing
+    import uvicorn  # here: the one-shot commands above serve nothing
 
     if args.command == "emulator":
         from volcimage.emulator.app import create_emulator_app

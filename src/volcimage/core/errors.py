@@ -157,7 +157,7 @@ def body_of(exc: VolcImageError) -> dict[str, Any]:
 def answer(exc: VolcImageError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one way an error reaches a client: its body, its status, Retry-After when limited."""
     # imported here: the CLI's commands and the worker raise these errors but answer no request,
-    # and FastAPI is a third of a process's start
+    # and importing FastAPI costs ~0.1–0.15 s of CPU
     from fastapi.encoders import jsonable_encoder
     from starlette.responses import JSONResponse
 
