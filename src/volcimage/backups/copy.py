@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from volcimage import __version__
 from volcimage.core.config import Settings, sqlite_path
 from volcimage.core.errors import VolcImageError
-from volcimage.core.migrate import alembic_config, migrate
+from volcimage.core.migrate import alembic_config, migrate, revision_of
 from volcimage.storage.files import AREAS, TEMP_PREFIX, Area
 from volcimage.tasks.models import Image, Task, Upload
 
@@ -164,7 +164,7 @@ async def _facts(conn: AsyncConnection) -> dict[str, Any]:
         named |= {("images", row.file_path), ("thumbnails", row.thumbnail_path)}
     for row in await conn.execute(select(Upload.file_path, Upload.thumbnail_path)):
         named |= {("uploads", row.file_path), ("thumbnails", row.thumbnail_path)}
-    revision = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    revision = await revision_of(conn)
     return {"counts": counts, "named": sorted(named), "revision": revision}
 
 

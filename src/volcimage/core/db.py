@@ -95,23 +95,32 @@ class WriterQueue:
     lock stood free between polls, and past the busy timeout a paid task failed ("database is
     locked"). So the writers of a process queue here, first come first served, from their
     first INSERT, UPDATE, DELETE or BEGIN IMMEDIATE to the end of their transaction; the busy
-    handler is left to order this process against other processes on the same file."""
+    handler is left to order this process against other processes on the same file.
+
+    A connection lets go of its turn however it leaves its user: checked in, or detached (a
+    session dropped without being closed, found by the garbage collector). A turn kept by a
+    connection that is gone would stop every later write of the process for good."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._holder = ""  # what holds the turn, for the error of a write that waited too long
 
     def attach(self, engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", self._before_execute)
-        event.listen(engine.pool, "checkin", self._checkin)
+        event.listen(engine.pool, "checkin", self._let_go)
+        event.listen(engine.pool, "detach", self._let_go)
 
     def _before_execute(self, conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
         if _WRITING in conn.info or not _is_write(statement):
             return
         if self._lock is None:
-            self._lock = asyncio.Lock()
+            self._lock, self._loop = asyncio.Lock(), asyncio.get_running_loop()
         await_(self._acquire(self._lock))
         conn.info[_WRITING] = self._lock
+        task = asyncio.current_task()
+        self._holder = f"{task.get_name() if task else '?'}: {' '.join(statement.split())[:60]}"
 
     async def _acquire(self, lock: asyncio.Lock) -> None:
         try:
@@ -120,14 +129,22 @@ class WriterQueue:
         except TimeoutError:
             raise WriteLockTimeout(
                 f"waited {self.timeout:g} s for this process's other database writes"
+                f" (held by {self._holder})"
             ) from None
 
-    @staticmethod
-    def _checkin(_dbapi_connection: Any, record: Any) -> None:
-        # the pool returns a connection after its transaction ended: commit, rollback or reset
+    def _let_go(self, _dbapi_connection: Any, record: Any) -> None:
+        # after its transaction ended (commit, rollback or reset), or once it is cut loose
         lock = record.info.pop(_WRITING, None)
-        if lock is not None:
+        if lock is None or self._loop is None or self._loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            here = False
+        if here:
             lock.release()
+        else:  # the garbage collector may run in any thread
+            self._loop.call_soon_threadsafe(lock.release)
 
 
 _WRITING = "volcimage_writing"

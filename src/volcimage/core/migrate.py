@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import pool, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
 from volcimage.core.config import Settings, sqlite_path
 
@@ -44,17 +44,23 @@ def migrate(settings: Settings, revision: str = "head") -> None:
         command.upgrade(alembic_config(settings), revision)
 
 
+async def revision_of(db: AsyncConnection | AsyncSession) -> str | None:
+    """The revision Alembic recorded, read over this connection or session; None for an empty
+    table. A database Alembic never touched has no table: the read raises."""
+    found = await db.scalar(text("SELECT version_num FROM alembic_version"))
+    return None if found is None else str(found)
+
+
 async def stored_revision(database_url: str) -> str | None:
     """The revision the database is at; None for a database Alembic never touched."""
     engine = create_async_engine(database_url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
-            found = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+            return await revision_of(connection)
     except (DBAPIError, OSError):  # a new database, or none: Alembic says which
         return None
     finally:
         await engine.dispose()
-    return None if found is None else str(found)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
-from volcimage.core.db import Reads
+from volcimage.core.db import Reads, WriteLockTimeout
 from volcimage.core.outages import is_outage
 from volcimage.events.bus import EventBus
 from volcimage.tasks import reads as reads
@@ -63,7 +63,7 @@ class Writer:
 
 def _log_held_write(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
-    log.warning(
-        "database refuses writes; holding the change and trying again",
-        extra={"attempt": state.attempt_number, "error": type(error).__name__},
-    )
+    extra: dict[str, Any] = {"attempt": state.attempt_number, "error": type(error).__name__}
+    if isinstance(error, WriteLockTimeout):  # its words name the statement, never its values
+        extra["detail"] = str(error)
+    log.warning("database refuses writes; holding the change and trying again", extra=extra)

@@ -8,13 +8,12 @@ import asyncio
 import shutil
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from volcimage.catalog.models import load_catalog
 from volcimage.core.config import Settings
 from volcimage.core.db import create_engine, create_sessionmaker
-from volcimage.core.migrate import SCHEMA_HEAD
+from volcimage.core.migrate import SCHEMA_HEAD, revision_of
 from volcimage.providers.registry import build_providers
 from volcimage.storage import build_store
 from volcimage.system import health
@@ -58,7 +57,7 @@ async def _database(settings: Settings) -> Check:
                 hint = ": `volcimage migrate` makes it" if "missing" in answer else ""
                 return Check("database", answer.removeprefix("error: ") + hint, failed=True)
             try:
-                current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+                current = await revision_of(session)
             except DBAPIError:
                 current = None
             finally:

@@ -7,13 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from volcimage import __version__
 from volcimage.auth.deps import CallerDep
 from volcimage.auth.models import User
 from volcimage.core.config import PROVIDER_CREDENTIALS, ProviderState
-from volcimage.core.migrate import SCHEMA_HEAD
+from volcimage.core.migrate import SCHEMA_HEAD, revision_of
 from volcimage.http.deps import SessionDep, StateDep
 from volcimage.images.uploads import limits
 from volcimage.system import health as checks_of
@@ -134,7 +133,7 @@ async def metrics(session: SessionDep) -> Response:
 async def ready(session: SessionDep, state: StateDep) -> JSONResponse:
     """Readiness: 200 once the database answers with the schema this version expects."""
     try:
-        current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+        current = await revision_of(session)
     except Exception as exc:
         body = {"status": "error", "checks": {"database": f"error: {type(exc).__name__}"}}
         return JSONResponse(body, status_code=503)
