@@ -378,6 +378,60 @@ def test_sizes_by_shape_then_size_and_the_cost_says_one_image(page: Page, studio
     expect(page.get_by_test_id("cost")).to_have_text("Estimated cost ¥0.60 (3 images)")
 
 
+def _sizes_to_try(rule: dict[str, Any]) -> list[tuple[int, int]]:
+    """Sizes at and around each bound of the rule, and a spread in between."""
+    import math
+    import random
+
+    if rule["mode"] == "sides":
+        sides = [rule["min_side"] - 1, rule["min_side"], rule["max_side"], rule["max_side"] + 1]
+    else:
+        low, high = math.sqrt(rule["min_pixels"]), math.sqrt(rule["max_pixels"])
+        sides = [math.floor(low) - 1, math.ceil(low), math.floor(high), math.ceil(high) + 1]
+    sizes = [(w, h) for w in sides for h in sides]
+    for bound in (rule.get("max_ratio"), 1 / rule["min_ratio"] if rule.get("min_ratio") else None):
+        if bound:
+            for h in (256, 512, 1024):
+                sizes += [(math.floor(h * bound) + d, h) for d in (-1, 0, 1)]
+                sizes += [(h, math.floor(h * bound) + d) for d in (-1, 0, 1)]
+    pick = random.Random(rule["mode"])
+    return sizes + [(pick.randint(1, 8192), pick.randint(1, 8192)) for _ in range(200)]
+
+
+def test_the_pages_custom_size_check_agrees_with_the_servers_rule_for_every_model(
+    page: Page, studio_url: str
+) -> None:
+    from volcimage.catalog.models import SizeRule
+
+    open_studio(page, studio_url)
+    models = local.get(f"{studio_url}/api/v1/models").json()["models"]
+    checked = 0
+    for model in models:
+        rule = model["size_rule"]
+        if rule["mode"] == "adaptive":
+            continue  # no size is asked for
+        sizes = _sizes_to_try(rule)
+        said = page.evaluate(
+            """([id, sizes]) => {
+                const params = Alpine.$data(document.querySelector("[data-testid=params-panel]"));
+                params.form.model = id;
+                params.form.custom = true;
+                return sizes.map(([w, h]) => {
+                    params.form.width = w;
+                    params.form.height = h;
+                    return params.checkCustomSize();
+                });
+            }""",
+            [model["id"], sizes],
+        )
+        server = SizeRule(**rule)
+        for (w, h), words in zip(sizes, said, strict=True):
+            allowed = server.check(w, h) is None
+            assert (words == "") == allowed, f"{model['id']} {w}x{h}: page {words!r}"
+        checked += 1
+    assert checked >= 10, "every model that is asked for a size"
+
+
 def test_panels_keep_their_widths_when_the_language_changes(page: Page, studio_url: str) -> None:
     """At the narrowest desktop width, with history's selection bar (longer in English) open."""
     page.set_viewport_size({"width": 1024, "height": 800})

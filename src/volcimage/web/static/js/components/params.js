@@ -235,6 +235,8 @@ export function params() {
       if (this.form.custom) return [Number(this.form.width), Number(this.form.height)];
       return (this.form.size || "1024x1024").split("x").map(Number);
     },
+    // catalog/models.py SizeRule.check on the rule /models gives (a browser test holds the two
+    // together): said here at once, as the server would refuse it
     checkCustomSize() {
       const model = this.currentModel();
       if (!model || !this.form.custom) return "";
@@ -245,13 +247,10 @@ export function params() {
         if (w < rule.min_side || h < rule.min_side || w > rule.max_side || h > rule.max_side) {
           return t("size.sides", { min: rule.min_side, max: rule.max_side });
         }
-        return "";
-      }
-      const pixels = w * h;
-      if (pixels < rule.min_pixels || pixels > rule.max_pixels) {
+      } else if (w * h < rule.min_pixels || w * h > rule.max_pixels) {
         return t("size.area", { min: Math.ceil(Math.sqrt(rule.min_pixels)), max: Math.floor(Math.sqrt(rule.max_pixels)) });
       }
-      const ratio = w / h;
+      const ratio = w / h; // a bound the rule leaves out is no bound
       if ((rule.min_ratio && ratio < rule.min_ratio) || (rule.max_ratio && ratio > rule.max_ratio)) {
         return t("size.ratio", { a: Math.round(1 / rule.min_ratio), b: rule.max_ratio });
       }
