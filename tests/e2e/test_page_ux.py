@@ -5,6 +5,8 @@ model, the phone's own words, and a layout that holds in both languages."""
 from __future__ import annotations
 
 import json
+import math
+import random
 import re
 import time
 import uuid
@@ -17,6 +19,7 @@ from playwright.sync_api import Locator, Page, Route, expect
 from tests.e2e.test_studio import generate, open_studio, unique
 from tests.error_codes import produced_codes
 from tests.support import jpeg_claiming, local, wait_task
+from volcimage.catalog.models import SizeRule
 
 pytestmark = pytest.mark.e2e
 
@@ -380,9 +383,6 @@ def test_sizes_by_shape_then_size_and_the_cost_says_one_image(page: Page, studio
 
 def _sizes_to_try(rule: dict[str, Any]) -> list[tuple[int, int]]:
     """Sizes at and around each bound of the rule, and a spread in between."""
-    import math
-    import random
-
     if rule["mode"] == "sides":
         sides = [rule["min_side"] - 1, rule["min_side"], rule["max_side"], rule["max_side"] + 1]
     else:
@@ -401,8 +401,6 @@ def _sizes_to_try(rule: dict[str, Any]) -> list[tuple[int, int]]:
 def test_the_pages_custom_size_check_agrees_with_the_servers_rule_for_every_model(
     page: Page, studio_url: str
 ) -> None:
-    from volcimage.catalog.models import SizeRule
-
     open_studio(page, studio_url)
     models = local.get(f"{studio_url}/api/v1/models").json()["models"]
     checked = 0

@@ -105,7 +105,8 @@ class WriterQueue:
         self.timeout = timeout
         self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._holder = ""  # what holds the turn, for the error of a write that waited too long
+        # what holds the turn (its task, its first write), named by a write that waited too long
+        self._holder: tuple[asyncio.Task[Any] | None, str] = (None, "")
 
     def attach(self, engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", self._before_execute)
@@ -119,17 +120,18 @@ class WriterQueue:
             self._lock, self._loop = asyncio.Lock(), asyncio.get_running_loop()
         await_(self._acquire(self._lock))
         conn.info[_WRITING] = self._lock
-        task = asyncio.current_task()
-        self._holder = f"{task.get_name() if task else '?'}: {' '.join(statement.split())[:60]}"
+        self._holder = (asyncio.current_task(), statement)
 
     async def _acquire(self, lock: asyncio.Lock) -> None:
         try:
             async with asyncio.timeout(self.timeout):
                 await lock.acquire()
         except TimeoutError:
+            task, statement = self._holder
+            holder = f"{task.get_name() if task else '?'}: {' '.join(statement.split())[:60]}"
             raise WriteLockTimeout(
                 f"waited {self.timeout:g} s for this process's other database writes"
-                f" (held by {self._holder})"
+                f" (held by {holder})"
             ) from None
 
     def _let_go(self, _dbapi_connection: Any, record: Any) -> None:

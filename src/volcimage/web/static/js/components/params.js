@@ -243,11 +243,12 @@ export function params() {
       const [w, h] = this.dimensions();
       const rule = model.size_rule;
       if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1) return t("size.invalid");
+      const pixels = w * h;
       if (rule.mode === "sides") {
         if (w < rule.min_side || h < rule.min_side || w > rule.max_side || h > rule.max_side) {
           return t("size.sides", { min: rule.min_side, max: rule.max_side });
         }
-      } else if (w * h < rule.min_pixels || w * h > rule.max_pixels) {
+      } else if (pixels < rule.min_pixels || pixels > rule.max_pixels) {
         return t("size.area", { min: Math.ceil(Math.sqrt(rule.min_pixels)), max: Math.floor(Math.sqrt(rule.max_pixels)) });
       }
       const ratio = w / h; // a bound the rule leaves out is no bound
